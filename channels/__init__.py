@@ -1,0 +1,1 @@
+"""Channel adapters: each turns a wire event into an InboundMessage and delivers Acks back."""

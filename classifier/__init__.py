@@ -1,0 +1,1 @@
+"""The rule classifier: text and headers in, signals with evidence out. Pure: no I/O."""
