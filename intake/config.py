@@ -1,0 +1,201 @@
+"""Configuration: `intake.toml` (CONTRACTS section 3) read once by pydantic-settings.
+
+Every key may also be set as `INTAKE_<SECTION>_<KEY>`, which wins over the file. Each section
+is a frozen model; code downstream receives only its own section. Secrets are `SecretStr`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from intake.errors import ConfigError
+
+DEFAULT_CONFIG = Path("intake.toml")
+ENV_PREFIX = "INTAKE_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite+aiosqlite:///intake.db"
+
+
+class PolicySettings(_Section):
+    name: str = "circularo-saas"
+
+
+class ContactsSettings(_Section):
+    file: Path | None = None
+
+
+class SmtpSettings(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=2525, ge=0, le=65535)
+    domains: list[str] = ["support.example.com"]
+    max_message_bytes: int = Field(default=26_214_400, ge=1024)
+
+
+class ImapSettings(_Section):
+    enabled: bool = False
+    host: str = "imap.example.com"
+    port: int = Field(default=993, ge=0, le=65535)
+    ssl: bool = True
+    user: str = "support@example.com"
+    password: SecretStr = SecretStr("")
+    folder: str = "INBOX"
+
+
+class OutboundSmtpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=25, ge=0, le=65535)
+    # `from` is a Python keyword: the TOML key reaches this field through the alias.
+    from_address: str = Field(default="support@support.example.com", alias="from")
+
+
+class OutboundSettings(_Section):
+    smtp: OutboundSmtpSettings = OutboundSmtpSettings()
+
+
+class WebSettings(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str = "https://support.example.com"
+
+
+class NotifySettings(_Section):
+    emails: list[str] = []
+    telegram_chat_ids: list[int] = []
+
+
+class TwilioSettings(_Section):
+    enabled: bool = False
+    account_sid: str = ""
+    auth_token: SecretStr = SecretStr("")
+    api_base: str = "https://api.twilio.com"
+
+
+class TelegramSettings(_Section):
+    enabled: bool = False
+    token: SecretStr = SecretStr("")
+    mode: Literal["polling", "webhook"] = "polling"
+    api_base: str = "https://api.telegram.org/bot"
+    secret_token: SecretStr = SecretStr("")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="forbid", frozen=True)
+
+    database: DatabaseSettings = DatabaseSettings()
+    policy: PolicySettings = PolicySettings()
+    contacts: ContactsSettings = ContactsSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    imap: ImapSettings = ImapSettings()
+    outbound: OutboundSettings = OutboundSettings()
+    web: WebSettings = WebSettings()
+    notify: NotifySettings = NotifySettings()
+    twilio: TwilioSettings = TwilioSettings()
+    telegram: TelegramSettings = TelegramSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # init carries the TOML file's tables; the environment is merged into them by
+        # `load_settings`, because pydantic-settings' nested delimiter cannot express both
+        # INTAKE_SMTP_MAX_MESSAGE_BYTES and INTAKE_OUTBOUND_SMTP_HOST.
+        return (init_settings,)
+
+
+def _env_name(path: tuple[str, ...], field_name: str, info: FieldInfo) -> str:
+    key = info.alias or field_name
+    return ENV_PREFIX + "_".join((*path, key)).upper()
+
+
+def _env_overrides(
+    model: type[BaseModel], path: tuple[str, ...], env: dict[str, str]
+) -> dict[str, Any]:
+    """The `INTAKE_...` variables that name a key of `model`, as a nested dict."""
+    found: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            nested = _env_overrides(annotation, (*path, key), env)
+            if nested:
+                found[key] = nested
+            continue
+        raw = env.get(_env_name(path, name, info))
+        if raw is not None:
+            found[key] = _env_value(raw, info)
+    return found
+
+
+def _env_value(raw: str, info: FieldInfo) -> Any:
+    # Lists come as JSON (`["a.example", "b.example"]`) or comma-separated; scalars as text,
+    # which pydantic converts ("true", "2525").
+    if getattr(info.annotation, "__origin__", None) is list:
+        text = raw.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                pass
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return raw
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError("config", f"cannot read: {exc.strerror}", source=str(path)) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError("(syntax)", str(exc), source=str(path)) from None
+
+
+def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Settings from `path` (default ./intake.toml if present, else built-in defaults) and
+    the environment. A bad file or value raises ConfigError naming the key."""
+    environ = dict(os.environ) if env is None else env
+    if path is not None:
+        data = _read_toml(path)
+        source = str(path)
+    elif DEFAULT_CONFIG.is_file():
+        data = _read_toml(DEFAULT_CONFIG)
+        source = str(DEFAULT_CONFIG)
+    else:
+        data, source = {}, "built-in defaults"
+    data = _merge(data, _env_overrides(Settings, (), environ))
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        key = ".".join(str(part) for part in error["loc"])
+        raise ConfigError(key, error["msg"], source=source) from None

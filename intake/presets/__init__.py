@@ -1,0 +1,1 @@
+"""The five support policies of ../shared/seeds, as policy TOML files."""
