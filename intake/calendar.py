@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import MAXYEAR, MINYEAR, UTC, date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
@@ -21,6 +21,10 @@ import holidays as holidays_lib
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
+_DAY = timedelta(days=1)
+_EPOCH_ORDINAL = _EPOCH.toordinal()
+_US_PER_MINUTE = 60_000_000
+_US_PER_DAY = 86_400_000_000
 MINUTES_PER_DAY = 1440
 
 
@@ -128,12 +132,32 @@ def _wall_to_us(zone: ZoneInfo, day: date, minute: int, *, late: bool) -> int:
     return hi_s * 1_000_000
 
 
+def _steady_offset(tz: ZoneInfo, day: date) -> int | None:
+    """The zone's UTC offset in microseconds when it holds through the whole day, else None.
+
+    A day whose two midnights are unambiguous and share one offset has no change in between
+    (no zone changes its clock twice in one day), so its windows convert by plain arithmetic.
+    """
+    midnight = datetime(day.year, day.month, day.day)
+    following = midnight + _DAY
+    offset = tz.utcoffset(midnight)
+    for moment in (midnight.replace(fold=1), following, following.replace(fold=1)):
+        if tz.utcoffset(moment) != offset:
+            return None
+    assert offset is not None  # ZoneInfo always answers
+    return offset // _US
+
+
 def _day_intervals(cal: Calendar, day: date) -> list[tuple[int, int]]:
     """The day's support intervals as epoch microseconds, in order."""
     windows = cal.windows[day.weekday()]
     if not windows or cal.is_holiday(day):
         return []
     tz = cal.tz
+    offset = _steady_offset(tz, day)
+    if offset is not None:
+        base = (day.toordinal() - _EPOCH_ORDINAL) * _US_PER_DAY - offset
+        return [(base + w.start * _US_PER_MINUTE, base + w.end * _US_PER_MINUTE) for w in windows]
     spans = []
     for w in windows:
         start = _wall_to_us(tz, day, w.start, late=False)
@@ -146,6 +170,8 @@ def _day_intervals(cal: Calendar, day: date) -> list[tuple[int, int]]:
 def _year(cal: Calendar, year: int) -> _Year:
     table = cal._years.get(year)
     if table is None:
+        if not MINYEAR < year < MAXYEAR:
+            raise OverflowError(f"year {year} is beyond the range of support calendars")
         first = date(year, 1, 1)
         days = (date(year + 1, 1, 1) - first).days
         cum = [0]
@@ -210,7 +236,6 @@ def add_support_time(cal: Calendar, start: datetime, amount: timedelta) -> datet
         target -= table.cum[-1]
         year += 1
         table = _year(cal, year)
-        _guard_empty_years(cal, year)
     index = bisect.bisect_left(table.cum, target) - 1
     need = target - table.cum[index]
     for span_start, span_end in _day_intervals(cal, table.first + timedelta(days=index)):
@@ -242,16 +267,4 @@ def clock_starts(cal: Calendar, received: datetime) -> datetime:
             next_day = table.first + timedelta(days=later - 1)
             return _from_us(_day_intervals(cal, next_day)[0][0])
         year += 1
-        _guard_empty_years(cal, year)
         table, index = _year(cal, year), 0
-
-
-def _guard_empty_years(cal: Calendar, year: int) -> None:
-    # A calendar whose every day is a holiday would never open; stop rather than loop forever.
-    if year > 9998:
-        raise ValueError("calendar never opens")
-
-
-def as_local(moment: datetime, zone: str) -> datetime:
-    """`moment` in `zone`, for output (times are kept in UTC inside)."""
-    return moment.astimezone(_zone(zone))

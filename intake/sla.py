@@ -41,8 +41,9 @@ def answer(
     moment = parse_received(received, zone)
     try:
         deadlines = compute_deadlines(policy, plan, priority, moment, region=tz)
+        moment.astimezone(zone)
     except OverflowError:
-        raise InputRefusedError(f"a deadline for {received!r} falls beyond year 9999") from None
+        raise InputRefusedError(f"received {received!r} is too near year 1 or 9999") from None
 
     def show(value: datetime | None) -> str | None:
         return None if value is None else value.astimezone(zone).isoformat()
