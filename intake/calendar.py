@@ -4,9 +4,9 @@ Pure functions of their arguments: no clock, no I/O. A `Calendar` is an IANA zon
 wall-clock windows and excluded local dates, or 24x7. Support time is real elapsed time inside
 the half-open windows, so summer-time days count what the wall clock really gave.
 
-Cost does not grow with the length of a target: each calendar keeps, per local year, the
-cumulative support time at the start of every day (built once, 366 small steps), so adding N
-hours is a bisection over that table plus a walk through one day's windows.
+Cost does not grow with the length of a target: each calendar keeps, per local year, its
+support spans as flat sorted arrays of epoch microseconds with the running total of support
+(built once, 366 small steps), so every question is a bisection over plain integers.
 """
 
 from __future__ import annotations
@@ -38,10 +38,19 @@ class Window:
 
 @dataclass(frozen=True, slots=True)
 class _Year:
-    """Support microseconds at the local start of each day of one year (len = days + 1)."""
+    """One local year of a calendar, in epoch microseconds: the support spans
+    `[starts[i], ends[i])` in order, and `done[i]`, the support from `begins` to `ends[i]`."""
 
-    first: date
-    cum: tuple[int, ...]
+    year: int
+    begins: int  # local midnight starting 1 January
+    until: int  # local midnight starting the next 1 January
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+    done: tuple[int, ...]
+
+    @property
+    def total(self) -> int:
+        return self.done[-1] if self.done else 0
 
 
 @dataclass(frozen=True)
@@ -100,7 +109,7 @@ def _to_us(moment: datetime) -> int:
 
 
 def _from_us(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=us)
+    return _EPOCH + timedelta(0, 0, us)
 
 
 def _wall_to_us(zone: ZoneInfo, day: date, minute: int, *, late: bool) -> int:
@@ -148,23 +157,25 @@ def _steady_offset(tz: ZoneInfo, day: date) -> int | None:
     return offset // _US
 
 
-def _day_intervals(cal: Calendar, day: date) -> list[tuple[int, int]]:
-    """The day's support intervals as epoch microseconds, in order."""
+def _compute_spans(cal: Calendar, day: date) -> tuple[tuple[int, int], ...]:
+    """The day's support spans as epoch microseconds, in order (see `_year` for the cache)."""
     windows = cal.windows[day.weekday()]
     if not windows or cal.is_holiday(day):
-        return []
+        return ()
     tz = cal.tz
     offset = _steady_offset(tz, day)
     if offset is not None:
         base = (day.toordinal() - _EPOCH_ORDINAL) * _US_PER_DAY - offset
-        return [(base + w.start * _US_PER_MINUTE, base + w.end * _US_PER_MINUTE) for w in windows]
+        return tuple(
+            (base + w.start * _US_PER_MINUTE, base + w.end * _US_PER_MINUTE) for w in windows
+        )
     spans = []
     for w in windows:
         start = _wall_to_us(tz, day, w.start, late=False)
         end = _wall_to_us(tz, day, w.end, late=True)
         if end > start:
             spans.append((start, end))
-    return spans
+    return tuple(spans)
 
 
 def _year(cal: Calendar, year: int) -> _Year:
@@ -172,34 +183,46 @@ def _year(cal: Calendar, year: int) -> _Year:
     if table is None:
         if not MINYEAR < year < MAXYEAR:
             raise OverflowError(f"year {year} is beyond the range of support calendars")
-        first = date(year, 1, 1)
-        days = (date(year + 1, 1, 1) - first).days
-        cum = [0]
-        for offset in range(days):
-            spans = _day_intervals(cal, first + timedelta(days=offset))
-            cum.append(cum[-1] + sum(end - start for start, end in spans))
-        table = cal._years[year] = _Year(first, tuple(cum))
+        first, following = date(year, 1, 1), date(year + 1, 1, 1)
+        starts: list[int] = []
+        ends: list[int] = []
+        done: list[int] = []
+        for offset in range((following - first).days):
+            for start, end in _compute_spans(cal, first + timedelta(days=offset)):
+                done.append((done[-1] if done else 0) + end - start)
+                starts.append(start)
+                ends.append(end)
+        begins = _wall_to_us(cal.tz, first, 0, late=False)
+        until = _wall_to_us(cal.tz, following, 0, late=False)
+        table = _Year(year, begins, until, tuple(starts), tuple(ends), tuple(done))
+        cal._years[year] = table
     return table
 
 
-def _local_day(cal: Calendar, us: int) -> date:
-    return _from_us(us).astimezone(cal.tz).date()
+def _table_at(cal: Calendar, us: int) -> _Year:
+    """The table of the local year holding the instant `us`."""
+    try:
+        year = date.fromordinal(_EPOCH_ORDINAL + us // _US_PER_DAY).year
+    except ValueError:
+        raise OverflowError("instant beyond the range of support calendars") from None
+    table = _year(cal, year)
+    if us < table.begins:
+        return _year(cal, year - 1)
+    if us >= table.until:
+        return _year(cal, year + 1)
+    return table
 
 
-def _before_in_day(cal: Calendar, day: date, us: int) -> int:
-    """Support microseconds on `day` before the instant `us`."""
-    return sum(max(0, min(end, us) - start) for start, end in _day_intervals(cal, day))
-
-
-def _position(cal: Calendar, us: int) -> tuple[int, int]:
-    """(local year, support microseconds from that year's local start to `us`)."""
-    day = _local_day(cal, us)
-    table = _year(cal, day.year)
-    return day.year, table.cum[(day - table.first).days] + _before_in_day(cal, day, us)
+def _support_before(table: _Year, us: int) -> int:
+    """Support from the start of the table's year to the instant `us` inside that year."""
+    i = bisect.bisect_right(table.starts, us) - 1
+    if i < 0:
+        return 0
+    return table.done[i] - max(0, table.ends[i] - us)
 
 
 def _require_aware(moment: datetime) -> None:
-    if moment.tzinfo is None or moment.utcoffset() is None:
+    if moment.tzinfo is None:
         raise ValueError(f"naive datetime {moment.isoformat()} has no offset")
 
 
@@ -211,9 +234,10 @@ def support_time(cal: Calendar, start: datetime, end: datetime) -> timedelta:
         return timedelta(0)
     if cal.always:
         return end - start
-    year_a, pos_a = _position(cal, _to_us(start))
-    year_b, pos_b = _position(cal, _to_us(end))
-    total = pos_b - pos_a + sum(_year(cal, y).cum[-1] for y in range(year_a, year_b))
+    first_us, last_us = _to_us(start), _to_us(end)
+    first, last = _table_at(cal, first_us), _table_at(cal, last_us)
+    between = sum(_year(cal, y).total for y in range(first.year, last.year))
+    total = between + _support_before(last, last_us) - _support_before(first, first_us)
     return timedelta(microseconds=total)
 
 
@@ -229,20 +253,15 @@ def add_support_time(cal: Calendar, start: datetime, amount: timedelta) -> datet
         return start.astimezone(UTC) + amount
     if not any(cal.windows):
         raise ValueError("calendar has no support windows")
-    year, pos = _position(cal, _to_us(start))
-    target = pos + amount // _US
-    table = _year(cal, year)
-    while target > table.cum[-1]:
-        target -= table.cum[-1]
-        year += 1
-        table = _year(cal, year)
-    index = bisect.bisect_left(table.cum, target) - 1
-    need = target - table.cum[index]
-    for span_start, span_end in _day_intervals(cal, table.first + timedelta(days=index)):
-        if need <= span_end - span_start:
-            return _from_us(span_start + need)
-        need -= span_end - span_start
-    raise AssertionError("unreachable: the table says this day holds the target")
+    us = _to_us(start)
+    table = _table_at(cal, us)
+    target = _support_before(table, us) + amount // _US
+    while target > table.total:
+        target -= table.total
+        table = _year(cal, table.year + 1)
+    # The first span whose running total reaches the target holds the deadline.
+    i = bisect.bisect_left(table.done, target)
+    return _from_us(table.ends[i] - (table.done[i] - target))
 
 
 def clock_starts(cal: Calendar, received: datetime) -> datetime:
@@ -253,18 +272,8 @@ def clock_starts(cal: Calendar, received: datetime) -> datetime:
     if not any(cal.windows):
         raise ValueError("calendar has no support windows")
     us = _to_us(received)
-    day = _local_day(cal, us)
-    for start, end in _day_intervals(cal, day):
-        if end > us:
-            return _from_us(max(start, us))
-    year = day.year
-    table = _year(cal, year)
-    index = (day - table.first).days + 1
-    while True:
-        # The first later day whose cumulative support grows is the next day with a window.
-        later = bisect.bisect_right(table.cum, table.cum[index])
-        if later < len(table.cum):
-            next_day = table.first + timedelta(days=later - 1)
-            return _from_us(_day_intervals(cal, next_day)[0][0])
-        year += 1
-        table, index = _year(cal, year), 0
+    table = _table_at(cal, us)
+    i = bisect.bisect_right(table.ends, us)  # the first span that ends after `us`
+    while i == len(table.ends):
+        table, i = _year(cal, table.year + 1), 0
+    return _from_us(max(table.starts[i], us))

@@ -7,7 +7,7 @@ A policy is loaded from TOML by `intake.policy_file`; this module holds the froz
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import cache
@@ -95,6 +95,10 @@ class Policy:
     support_period_months: int | None
     unidentified_sla: bool
     regional_calendars: frozenset[str]  # calendars that follow the organization's region zone
+    # Memo of resolved (plan, priority, region) schedules; derived from the fields above.
+    _schedules: dict[tuple[str, str, str | None], _Schedule] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def plan(self, name: str) -> Plan:
         try:
@@ -114,6 +118,22 @@ class Policy:
 
 
 @dataclass(frozen=True, slots=True)
+class Basis:
+    """How one deadline was computed: the target and the clock it ran on."""
+
+    what: str  # "first response" or "resolution"
+    target: Target | None
+    calendar: str  # the calendar's name in the policy, or "24x7"
+    zone: str
+
+    def explain(self) -> str:
+        if self.target is None:
+            return f"{self.what}: no target in the policy"
+        where = "24x7" if self.calendar == "24x7" else f"calendar {self.calendar!r} ({self.zone})"
+        return f"{self.what}: {self.target.describe()} on {where}"
+
+
+@dataclass(frozen=True, slots=True)
 class Deadlines:
     """The deadlines of one request, with how each was computed (for the decision record)."""
 
@@ -121,7 +141,13 @@ class Deadlines:
     first_response_due: datetime | None
     resolution_due: datetime | None
     on_call: bool
-    explanation: tuple[str, ...]
+    rule: str  # "policy plan P, priority Q"
+    response_basis: Basis
+    resolution_basis: Basis
+
+    @property
+    def explanation(self) -> tuple[str, ...]:
+        return (self.rule, self.response_basis.explain(), self.resolution_basis.explain())
 
 
 def _calendar(policy: Policy, name: str, region: str | None) -> Calendar:
@@ -148,18 +174,63 @@ def _amount(target: Target, cal: Calendar) -> tuple[Calendar, timedelta]:
     return cal, timedelta(hours=target.amount)
 
 
-def _due(
-    target: Target | None, cal: Calendar, cal_name: str, received: datetime, what: str
-) -> tuple[datetime | None, str]:
+def _leg(
+    target: Target | None, cal: Calendar, cal_name: str, what: str
+) -> tuple[tuple[Calendar, timedelta] | None, Basis]:
+    """One deadline's clock and amount, resolved once per schedule."""
     if target is None:
-        return None, f"{what}: no target in the policy"
+        return None, Basis(what, None, cal_name, cal.zone)
     run_on, amount = _amount(target, cal)
-    where = "24x7" if run_on is TWENTY_FOUR_SEVEN else f"calendar {cal_name!r} ({run_on.zone})"
-    hours = amount / timedelta(hours=1)
-    return (
-        add_support_time(run_on, received, amount),
-        f"{what}: {target.describe()} = {hours:g} h on {where}",
+    basis = Basis(what, target, "24x7" if run_on.always else cal_name, run_on.zone)
+    return (run_on, amount), basis
+
+
+@dataclass(frozen=True, slots=True)
+class _Schedule:
+    """Everything `compute_deadlines` needs for one (plan, priority, region), resolved."""
+
+    rule: str
+    on_call: bool
+    start: Calendar
+    response: tuple[Calendar, timedelta] | None
+    resolution: tuple[Calendar, timedelta] | None
+    response_basis: Basis
+    resolution_basis: Basis
+
+
+def _schedule(policy: Policy, plan_name: str, priority: str, region: str | None) -> _Schedule:
+    key = (plan_name, priority, region if policy.regional_calendars else None)
+    found = policy._schedules.get(key)
+    if found is not None:
+        return found
+    plan = policy.plan(plan_name)
+    policy.check_priority(priority)
+    targets = plan.targets[priority]
+    response_name = targets.calendar or plan.response_calendar
+    resolution_name = targets.calendar or plan.resolution_calendar
+    response_cal = _calendar(policy, response_name, region)
+    response, response_basis = _leg(targets.response, response_cal, response_name, "first response")
+    resolution, resolution_basis = _leg(
+        targets.resolution,
+        _calendar(policy, resolution_name, region),
+        resolution_name,
+        "resolution",
     )
+    # The clock starts on the first-response calendar (24x7 for a calendar-hours target).
+    found = policy._schedules[key] = _Schedule(
+        rule=f"{policy.name} plan {plan.name}, priority {priority}",
+        on_call=targets.on_call,
+        start=response[0] if response else response_cal,
+        response=response,
+        resolution=resolution,
+        response_basis=response_basis,
+        resolution_basis=resolution_basis,
+    )
+    return found
+
+
+def _due(leg: tuple[Calendar, timedelta] | None, received: datetime) -> datetime | None:
+    return None if leg is None else add_support_time(leg[0], received, leg[1])
 
 
 def compute_deadlines(
@@ -170,30 +241,13 @@ def compute_deadlines(
     `region` is the organization's IANA zone, used by calendars marked regional (Scalr's
     "business hours in regional market").
     """
-    plan = policy.plan(plan_name)
-    policy.check_priority(priority)
-    targets = plan.targets[priority]
-    response_name = targets.calendar or plan.response_calendar
-    resolution_name = targets.calendar or plan.resolution_calendar
-    response_cal = _calendar(policy, response_name, region)
-    resolution_cal = _calendar(policy, resolution_name, region)
-    start_cal = response_cal
-    if targets.response is not None and targets.response.kind is TargetKind.CALENDAR_HOURS:
-        start_cal = TWENTY_FOUR_SEVEN
-    response, why_response = _due(
-        targets.response, response_cal, response_name, received, "first response"
-    )
-    resolution, why_resolution = _due(
-        targets.resolution, resolution_cal, resolution_name, received, "resolution"
-    )
+    plan = _schedule(policy, plan_name, priority, region)
     return Deadlines(
-        clock_starts=clock_starts(start_cal, received),
-        first_response_due=response,
-        resolution_due=resolution,
-        on_call=targets.on_call,
-        explanation=(
-            f"{policy.name} plan {plan.name}, priority {priority}",
-            why_response,
-            why_resolution,
-        ),
+        clock_starts=clock_starts(plan.start, received),
+        first_response_due=_due(plan.response, received),
+        resolution_due=_due(plan.resolution, received),
+        on_call=plan.on_call,
+        rule=plan.rule,
+        response_basis=plan.response_basis,
+        resolution_basis=plan.resolution_basis,
     )

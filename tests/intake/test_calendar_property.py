@@ -1,15 +1,16 @@
 """The calendar engine against a deliberately simple reference that steps through days.
 
-The reference converts each day's windows with plain `astimezone` and walks forward a day at
-a time; it is obviously right but slow. Window boundaries are drawn from 04:00-24:00 so that
-none falls inside a summer-time change (those edges have their own tests), where the plain
-conversion would have to choose an answer.
+The reference (`calendar_reference.py`) converts each day's windows with plain `astimezone`
+and walks forward a day at a time; it is obviously right but slow. Window boundaries are
+drawn from 04:00-24:00 so that none falls inside a summer-time change (those edges have
+their own tests), where the plain conversion would have to choose an answer.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+from calendar_reference import ref_add, ref_clock_starts, ref_support_time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,55 +18,6 @@ from intake.calendar import Calendar, Window, add_support_time, clock_starts, su
 
 ZONES = ["Europe/Prague", "Europe/London", "Asia/Dubai", "America/New_York",
          "Australia/Sydney", "UTC"]  # fmt: skip
-DAY = timedelta(days=1)
-
-
-def _ref_spans(cal: Calendar, day: date) -> list[tuple[datetime, datetime]]:
-    if cal.is_holiday(day):
-        return []
-    midnight = datetime.combine(day, time())
-    return [
-        (
-            (midnight + timedelta(minutes=w.start)).replace(tzinfo=cal.tz).astimezone(UTC),
-            (midnight + timedelta(minutes=w.end)).replace(tzinfo=cal.tz).astimezone(UTC),
-        )
-        for w in cal.windows[day.weekday()]
-    ]
-
-
-def _first_day(cal: Calendar, moment: datetime) -> date:
-    return moment.astimezone(cal.tz).date() - DAY
-
-
-def ref_add(cal: Calendar, start: datetime, amount: timedelta) -> datetime:
-    day, left = _first_day(cal, start), amount
-    while True:
-        for a, b in _ref_spans(cal, day):
-            a = max(a, start)
-            if b <= a:
-                continue
-            if b - a >= left:
-                return a + left
-            left -= b - a
-        day += DAY
-
-
-def ref_clock_starts(cal: Calendar, start: datetime) -> datetime:
-    day = _first_day(cal, start)
-    while True:
-        for a, b in _ref_spans(cal, day):
-            if b > start:
-                return max(a, start)
-        day += DAY
-
-
-def ref_support_time(cal: Calendar, start: datetime, end: datetime) -> timedelta:
-    total, day = timedelta(0), _first_day(cal, start)
-    while day <= end.astimezone(cal.tz).date():
-        for a, b in _ref_spans(cal, day):
-            total += max(timedelta(0), min(b, end) - max(a, start))
-        day += DAY
-    return total
 
 
 @st.composite

@@ -1,0 +1,159 @@
+"""Deadlines per second: the engine in-process and through `intake sla --batch`.
+
+Every figure is printed next to the deliberately simple day-stepping reference of the tests
+(tests/intake/calendar_reference.py), measured in the same run on the same requests, so the
+ratios hold on any machine. Pinned to one core.
+
+    python bench/sla.py [--requests 20000] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "intake"))
+
+from calendar_reference import ref_add, ref_clock_starts  # noqa: E402
+
+from intake.calendar import Calendar, add_support_time  # noqa: E402
+from intake.policy import Policy, TargetKind, compute_deadlines  # noqa: E402
+from intake.policy_file import PRESETS, load_policy  # noqa: E402
+
+Request = tuple[str, str, str, datetime]
+
+
+def requests(count: int, seed: int) -> list[Request]:
+    """A mixed workload: every preset, plan and priority, received over two years."""
+    rng = random.Random(seed)
+    combos = [
+        (name, plan, priority)
+        for name in PRESETS
+        for plan in load_policy(name).plans
+        for priority in load_policy(name).priorities.order
+    ]
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    return [
+        (*rng.choice(combos), start + timedelta(seconds=rng.randrange(2 * 365 * 86400)))
+        for _ in range(count)
+    ]
+
+
+def reference_deadlines(policy: Policy, plan_name: str, priority: str, received: datetime) -> None:
+    """The same three instants as compute_deadlines, by the day-stepping reference."""
+    plan = policy.plans[plan_name]
+    targets = plan.targets[priority]
+    for target, cal_name in (
+        (targets.response, targets.calendar or plan.response_calendar),
+        (targets.resolution, targets.calendar or plan.resolution_calendar),
+    ):
+        cal = policy.calendars[cal_name]
+        if target is None:
+            continue
+        if target.kind is TargetKind.CALENDAR_HOURS or cal.always:
+            received + timedelta(hours=target.amount)
+            continue
+        amount = timedelta(hours=target.amount)
+        if target.kind is TargetKind.DAYS:
+            amount = (cal.day_length() or amount) * target.amount
+        ref_add(cal, received, amount)
+    start_cal = policy.calendars[targets.calendar or plan.response_calendar]
+    if not start_cal.always:
+        ref_clock_starts(start_cal, received)
+
+
+def rate(func: Callable[[], None], count: int, repeat: int = 3) -> float:
+    """Best of `repeat` runs, in operations per second."""
+    best = min(_timed(func) for _ in range(repeat))
+    return count / best
+
+
+def _timed(func: Callable[[], None]) -> float:
+    began = time.perf_counter()
+    func()
+    return time.perf_counter() - began
+
+
+def in_process(work: list[Request], reference_share: int) -> tuple[float, float]:
+    policies = {name: load_policy(name) for name in PRESETS}
+    for name, plan, priority, received in work:  # warm the per-year tables once
+        compute_deadlines(policies[name], plan, priority, received)
+    ours = rate(lambda: [compute_deadlines(policies[n], p, q, r) for n, p, q, r in work], len(work))
+    sample = work[:reference_share]
+    ref = rate(lambda: [reference_deadlines(policies[n], p, q, r) for n, p, q, r in sample],
+               len(sample), repeat=1)  # fmt: skip
+    return ours, ref
+
+
+def through_cli(work: list[Request]) -> float:
+    lines = "".join(
+        json.dumps({"policy": n, "plan": p, "priority": q, "received": r.isoformat()}) + "\n"
+        for n, p, q, r in work
+    )
+    began = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "intake.cli", "sla", "--batch"],
+        input=lines, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - began
+    answers = done.stdout.splitlines()
+    assert len(answers) == len(work)
+    assert not any(line.startswith('{"error"') for line in answers)
+    return len(work) / elapsed
+
+
+def target_length(cal: Calendar, starts: list[datetime]) -> dict[str, float]:
+    """Microseconds per `add support hours` for 1 h and 64 h targets, engine and reference."""
+    out = {}
+    for hours in (1, 64):
+        amount = timedelta(hours=hours)
+        for s in starts:
+            add_support_time(cal, s, amount)
+        out[f"engine {hours} h"] = 1e6 / rate(
+            lambda a=amount: [add_support_time(cal, s, a) for s in starts], len(starts)
+        )
+        out[f"reference {hours} h"] = 1e6 / rate(
+            lambda a=amount: [ref_add(cal, s, a) for s in starts], len(starts), repeat=1
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    work = requests(args.requests, args.seed)
+
+    ours, ref = in_process(work, reference_share=min(len(work), 2_000))
+    cli = through_cli(work)
+    print(f"requests: {len(work)} mixed over 5 presets, 13 plans, 2 years (seed {args.seed})")
+    print(f"reference (day stepping)   {ref:>10,.0f} deadlines/s   1.00x")
+    print(f"engine, in-process         {ours:>10,.0f} deadlines/s   {ours / ref:.2f}x reference")
+    print(f"engine, intake sla --batch {cli:>10,.0f} deadlines/s   {cli / ref:.2f}x reference"
+          f"   ({cli / ours:.2f}x in-process)")  # fmt: skip
+
+    cal = load_policy("circularo-saas").calendars["standard"]
+    rng = random.Random(args.seed)
+    starts = [w[3] for w in work[:5_000]]
+    rng.shuffle(starts)
+    cost = target_length(cal, starts)
+    print("target length on circularo-saas standard (8 h days, CZ holidays), us per addition:")
+    for who in ("engine", "reference"):
+        one, long = cost[f"{who} 1 h"], cost[f"{who} 64 h"]
+        print(f"  {who:<9} 1 h {one:8.2f}   64 h {long:8.2f}   64 h / 1 h = {long / one:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
