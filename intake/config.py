@@ -36,6 +36,20 @@ class PolicySettings(_Section):
 
 class ContactsSettings(_Section):
     file: Path | None = None
+    # Phone numbers written without a country code are read as this country's (ISO code).
+    default_region: str | None = None
+
+
+class PipelineSettings(_Section):
+    follow_up_window_hours: float = Field(default=24, gt=0)
+    acks_per_sender_per_hour: int = Field(default=5, ge=0)
+    templates_dir: Path | None = None  # overrides any of intake/templates/*.j2 by name
+    # HMAC key of the threading tokens; empty: one is made and kept in the database.
+    secret: SecretStr = SecretStr("")
+
+
+class ClassifierSettings(_Section):
+    rules: list[Path] = []  # a team's own rule files, added to the packaged ones
 
 
 class SmtpSettings(_Section):
@@ -100,6 +114,8 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     policy: PolicySettings = PolicySettings()
     contacts: ContactsSettings = ContactsSettings()
+    pipeline: PipelineSettings = PipelineSettings()
+    classifier: ClassifierSettings = ClassifierSettings()
     smtp: SmtpSettings = SmtpSettings()
     imap: ImapSettings = ImapSettings()
     outbound: OutboundSettings = OutboundSettings()

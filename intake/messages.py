@@ -1,6 +1,15 @@
-"""The value types that cross package lines. A leaf: imports nothing of ours."""
+"""The value types that cross package lines. A leaf: imports nothing of ours.
 
+Adapters build an `InboundMessage` from a wire event and await the pipeline's `Receipt`
+before confirming on the wire; the pipeline hands back `Ack`s for the outbound side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
+from typing import Any, Protocol
 
 
 class ChannelKind(StrEnum):
@@ -12,3 +21,85 @@ class ChannelKind(StrEnum):
     TELEGRAM = "telegram"
     VOICE = "voice"
     WEB = "web"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attachment:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboundMessage:
+    """One request as it came off a wire, normalized; `raw` keeps the original bytes."""
+
+    channel: ChannelKind
+    channel_message_id: str  # Message-ID / MessageSid / update_id: the idempotency key
+    received_at: datetime  # aware UTC, from an injected clock
+    sender: str  # addr-spec lower-cased / E.164 / "tg:<user_id>"
+    sender_name: str = ""
+    reply_to: str = ""  # where the acknowledgement goes, when not `sender` (Reply-To)
+    subject: str = ""
+    text: str = ""
+    attachments: tuple[Attachment, ...] = ()
+    thread_hints: tuple[str, ...] = ()  # In-Reply-To, References, recipient addresses
+    rfc_message_id: str | None = None  # the email's own Message-ID (for later threading)
+    headers: tuple[tuple[str, str], ...] = ()  # what the classifier's machine-mail rules read
+    envelope_sender: str | None = None  # SMTP MAIL FROM; "" is the null sender <>
+    problems: tuple[str, ...] = ()  # parse problems worth flagging ("unparseable", ...)
+    raw: bytes = b""
+    extra: dict[str, Any] = field(default_factory=dict)  # channel facts kept on the ticket
+
+
+class ReceiptStatus(StrEnum):
+    ACCEPTED = "accepted"  # a new ticket
+    FOLLOW_UP = "follow_up"  # added to an existing ticket
+    DUPLICATE = "duplicate"  # seen before: nothing new stored or sent
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The pipeline's answer, given only after the transaction has committed."""
+
+    status: ReceiptStatus
+    ticket_id: int
+    reference: str
+
+
+class Intake(Protocol):
+    """What every adapter calls, and awaits, before it confirms receipt on its wire.
+
+    Raises `InputRefusedError` for input that can never be accepted and `TransientError` when
+    the sender should try again later (the database is away).
+    """
+
+    async def __call__(self, message: InboundMessage) -> Receipt: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ack:
+    """One outbound notice (acknowledgement, endorsement request, agent alert) to deliver."""
+
+    outbox_id: int
+    kind: str  # "ack", "endorse", "alert"
+    channel: ChannelKind
+    to: str
+    subject: str
+    text: str
+    html: str = ""
+    reference: str = ""
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    message_id: str | None = None  # ours, carrying the threading token
+    reply_to: str | None = None  # our plus-address carrying the token
+
+
+class Replier(Protocol):
+    """The outbound side of one channel kind.
+
+    `send` raises `TransientChannelError` to be retried later and `PermanentChannelError`
+    when the notice can never be delivered as addressed.
+    """
+
+    async def send(self, ack: Ack) -> None: ...

@@ -1,0 +1,101 @@
+"""Delivering the outbox: claim due notices, hand each to its channel's Replier, record the end.
+
+At-least-once across crashes, once in normal operation: a claimed row is leased, so no other
+deliverer (in this process or another node) takes it; it is marked sent right after the
+channel accepted it. Transient failures retry with capped exponential backoff, for as long
+as it takes; permanent ones are marked failed and kept for the agents to see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from intake.errors import PermanentChannelError, TransientChannelError
+from intake.messages import Ack, ChannelKind, Replier
+from storage import outbox
+from storage.outbox import OutboxItem
+
+log = logging.getLogger(__name__)
+
+
+def backoff(attempts: int, base: float = 5.0, cap: float = 3600.0) -> timedelta:
+    """5 s, 10 s, 20 s ... capped at an hour."""
+    return timedelta(seconds=min(cap, base * 2 ** max(0, attempts - 1)))
+
+
+def to_ack(item: OutboxItem) -> Ack:
+    payload = item.payload
+    return Ack(
+        outbox_id=item.id,
+        kind=item.kind,
+        channel=ChannelKind(item.channel),
+        to=item.recipient,
+        subject=str(payload.get("subject", "")),
+        text=str(payload.get("text", "")),
+        html=str(payload.get("html", "")),
+        reference=str(payload.get("reference", "")),
+        in_reply_to=payload.get("in_reply_to"),
+        references=tuple(payload.get("references") or ()),
+        message_id=payload.get("message_id"),
+        reply_to=payload.get("reply_to"),
+    )
+
+
+@dataclass
+class Deliverer:
+    sessions: async_sessionmaker[AsyncSession]
+    repliers: Mapping[str, Replier]
+    lease: timedelta = timedelta(minutes=5)
+    batch: int = 20
+    idle: float = 1.0  # seconds between polls when nothing is due
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    async def run_once(self) -> int:
+        """Deliver what is due now; returns how many notices were attempted."""
+        async with self.sessions.begin() as session:
+            items = await outbox.claim_due(session, self.clock(), self.lease, self.batch)
+        for item in items:
+            await self._deliver(item)
+        return len(items)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                attempted = await self.run_once()
+            except Exception:  # the database may be away; keep the loop alive
+                log.exception("outbox delivery pass failed")
+                attempted = 0
+            if attempted < self.batch:
+                try:
+                    await asyncio.wait_for(stop.wait(), self.idle)
+                except TimeoutError:
+                    pass
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        replier = self.repliers.get(item.channel)
+        if replier is None:
+            await self._retry(item, f"no replier for channel {item.channel}")
+            return
+        try:
+            await replier.send(to_ack(item))
+        except PermanentChannelError as exc:
+            log.warning("notice %d to %r failed for good: %s", item.id, item.recipient, exc)
+            async with self.sessions.begin() as session:
+                await outbox.mark_failed(session, item.id, str(exc))
+            return
+        except (TransientChannelError, OSError, TimeoutError) as exc:
+            await self._retry(item, str(exc) or type(exc).__name__)
+            return
+        async with self.sessions.begin() as session:
+            await outbox.mark_sent(session, item.id, self.clock())
+
+    async def _retry(self, item: OutboxItem, error: str) -> None:
+        log.info("notice %d to %r will be retried: %s", item.id, item.recipient, error)
+        async with self.sessions.begin() as session:
+            await outbox.mark_retry(session, item.id, self.clock() + backoff(item.attempts), error)

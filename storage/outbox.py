@@ -1,0 +1,128 @@
+"""The transactional outbox: notices written with their ticket, delivered afterwards.
+
+A deliverer claims due rows under a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the
+`BEGIN IMMEDIATE` write lock on SQLite), so several nodes never pick the same row; a row is
+sent again only if its deliverer died mid-send and its lease ran out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Outbox
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    ticket_id: int | None
+    kind: str
+    channel: str
+    recipient: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    ticket_id: int | None,
+    kind: str,
+    channel: str,
+    recipient: str,
+    payload: dict[str, Any],
+    now: datetime,
+) -> int:
+    row = Outbox(
+        ticket_id=ticket_id,
+        kind=kind,
+        channel=channel,
+        recipient=recipient,
+        payload=payload,
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    return row.id
+
+
+async def set_payload(session: AsyncSession, outbox_id: int, payload: dict[str, Any]) -> None:
+    await session.execute(update(Outbox).where(Outbox.id == outbox_id).values(payload=payload))
+
+
+async def claim_due(
+    session: AsyncSession, now: datetime, lease: timedelta, limit: int
+) -> list[OutboxItem]:
+    """Lease up to `limit` due rows to the caller; commit the session to hold the lease."""
+    query = (
+        select(Outbox)
+        .where(
+            Outbox.status == "pending",
+            Outbox.next_attempt_at <= now,
+            or_(Outbox.leased_until.is_(None), Outbox.leased_until < now),
+        )
+        .order_by(Outbox.next_attempt_at, Outbox.id)
+        .limit(limit)
+    )
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    rows = list(await session.scalars(query))
+    for row in rows:
+        row.leased_until = now + lease
+        row.attempts += 1
+    await session.flush()
+    return [
+        OutboxItem(r.id, r.ticket_id, r.kind, r.channel, r.recipient, r.payload, r.attempts)
+        for r in rows
+    ]
+
+
+async def mark_sent(session: AsyncSession, outbox_id: int, now: datetime) -> None:
+    await session.execute(
+        update(Outbox)
+        .where(Outbox.id == outbox_id)
+        .values(status="sent", sent_at=now, leased_until=None, last_error=None)
+    )
+
+
+async def mark_retry(session: AsyncSession, outbox_id: int, at: datetime, error: str) -> None:
+    await session.execute(
+        update(Outbox)
+        .where(Outbox.id == outbox_id)
+        .values(next_attempt_at=at, leased_until=None, last_error=error[:2000])
+    )
+
+
+async def mark_failed(session: AsyncSession, outbox_id: int, error: str) -> None:
+    await session.execute(
+        update(Outbox)
+        .where(Outbox.id == outbox_id)
+        .values(status="failed", leased_until=None, last_error=error[:2000])
+    )
+
+
+async def notices_to(session: AsyncSession, recipient: str, since: datetime) -> int:
+    """How many automatic notices went (or are going) to `recipient` since `since`."""
+    count = await session.scalar(
+        select(func.count(Outbox.id)).where(
+            Outbox.recipient == recipient,
+            Outbox.kind.in_(("ack", "endorse")),
+            Outbox.created_at >= since,
+        )
+    )
+    return count or 0
+
+
+async def outbox_counts(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(
+        select(Outbox.status, func.count(Outbox.id)).group_by(Outbox.status)
+    )
+    return {status: count for status, count in rows.all()}

@@ -1,0 +1,288 @@
+"""Tickets and their messages: what the pipeline reads and writes in its one transaction.
+
+Repository functions take the session first and return plain dataclasses, never ORM rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from intake.messages import InboundMessage
+from storage.models import Attachment, Blob, Message, Organization, Ticket
+
+OPEN_STATUSES = ("open", "on_hold")
+
+
+@dataclass(frozen=True, slots=True)
+class TicketState:
+    """What threading and follow-ups need to know of an existing ticket."""
+
+    id: int
+    organization_id: int | None
+    sender: str
+    channel: str
+    status: str
+    policy: str
+    plan: str | None
+    priority: str
+    received_at: datetime
+    urgent: bool
+    decision: dict[str, Any]
+
+
+def _state(t: Ticket) -> TicketState:
+    return TicketState(
+        t.id,
+        t.organization_id,
+        t.sender,
+        t.channel,
+        t.status,
+        t.policy,
+        t.plan,
+        t.priority,
+        t.received_at,
+        t.urgent,
+        t.decision,
+    )
+
+
+async def ticket_of_message(
+    session: AsyncSession, channel: str, channel_message_id: str
+) -> int | None:
+    """The ticket already holding this (channel, message id): the idempotency check."""
+    return await session.scalar(
+        select(Message.ticket_id).where(
+            Message.channel == channel, Message.channel_message_id == channel_message_id
+        )
+    )
+
+
+async def get_ticket(session: AsyncSession, ticket_id: int) -> TicketState | None:
+    ticket = await session.get(Ticket, ticket_id)
+    return None if ticket is None else _state(ticket)
+
+
+async def ticket_by_message_ids(session: AsyncSession, rfc_ids: list[str]) -> TicketState | None:
+    """The most recent ticket holding a message with one of these Message-IDs."""
+    if not rfc_ids:
+        return None
+    ticket = await session.scalar(
+        select(Ticket)
+        .join(Message, Message.ticket_id == Ticket.id)
+        .where(Message.rfc_message_id.in_(rfc_ids))
+        .order_by(Ticket.id.desc())
+        .limit(1)
+    )
+    return None if ticket is None else _state(ticket)
+
+
+async def open_ticket_of_sender(
+    session: AsyncSession, sender: str, channel: str, since: datetime
+) -> TicketState | None:
+    """The sender's open ticket on this channel with a message since `since` (chat threads)."""
+    ticket = await session.scalar(
+        select(Ticket)
+        .where(
+            Ticket.sender == sender,
+            Ticket.channel == channel,
+            Ticket.status.in_(OPEN_STATUSES),
+            Ticket.last_message_at >= since,
+        )
+        .order_by(Ticket.last_message_at.desc())
+        .limit(1)
+    )
+    return None if ticket is None else _state(ticket)
+
+
+async def count_organization_tickets(
+    session: AsyncSession, organization_id: int, begin: datetime, end: datetime
+) -> int:
+    count = await session.scalar(
+        select(func.count(Ticket.id)).where(
+            Ticket.organization_id == organization_id,
+            Ticket.received_at >= begin,
+            Ticket.received_at < end,
+        )
+    )
+    return count or 0
+
+
+async def insert_ticket(session: AsyncSession, **fields: Any) -> int:
+    ticket = Ticket(**fields)
+    session.add(ticket)
+    await session.flush()
+    return ticket.id
+
+
+async def update_ticket(session: AsyncSession, ticket_id: int, **fields: Any) -> None:
+    await session.execute(update(Ticket).where(Ticket.id == ticket_id).values(**fields))
+
+
+def _insert_ignoring_duplicates(session: AsyncSession, values: dict[str, Any]) -> Any:
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(Blob).values(**values).on_conflict_do_nothing()
+
+
+async def insert_message(
+    session: AsyncSession, ticket_id: int, message: InboundMessage, direction: str = "in"
+) -> int:
+    """Store the message and its attachments (bytes once per content, in `blobs`)."""
+    row = Message(
+        ticket_id=ticket_id,
+        channel=str(message.channel),
+        channel_message_id=message.channel_message_id,
+        rfc_message_id=message.rfc_message_id,
+        direction=direction,
+        sender=message.sender,
+        subject=message.subject,
+        text=message.text,
+        raw=message.raw,
+        problems=list(message.problems),
+        received_at=message.received_at,
+    )
+    session.add(row)
+    await session.flush()
+    for attachment in message.attachments:
+        digest = hashlib.sha256(attachment.data).hexdigest()
+        await session.execute(
+            _insert_ignoring_duplicates(session, {"sha256": digest, "data": attachment.data})
+        )
+        session.add(
+            Attachment(
+                message_id=row.id,
+                filename=attachment.filename,
+                content_type=attachment.content_type,
+                size=len(attachment.data),
+                sha256=digest,
+            )
+        )
+    await session.flush()
+    return row.id
+
+
+@dataclass(frozen=True, slots=True)
+class TicketSummary:
+    id: int
+    channel: str
+    sender: str
+    subject: str
+    organization: str | None
+    contact_status: str
+    plan: str | None
+    priority: str
+    severity: int | None
+    category: str
+    status: str
+    flags: tuple[str, ...]
+    received_at: datetime
+    first_response_due: datetime | None
+    resolution_due: datetime | None
+    message_count: int
+
+
+async def list_tickets(
+    session: AsyncSession, *, only_open: bool, overdue_at: datetime | None, limit: int | None = None
+) -> list[TicketSummary]:
+    """Tickets soonest deadline first (those without a deadline last, oldest first).
+
+    `overdue_at`: only tickets whose first response or resolution is past due at that time.
+    """
+    counts = (
+        select(Message.ticket_id, func.count(Message.id).label("n"))
+        .group_by(Message.ticket_id)
+        .subquery()
+    )
+    conditions: list[ColumnElement[bool]] = []
+    if only_open or overdue_at is not None:
+        conditions.append(Ticket.status.in_(OPEN_STATUSES))
+    if overdue_at is not None:
+        conditions.append(
+            or_(
+                and_(Ticket.first_response_at.is_(None), Ticket.first_response_due < overdue_at),
+                and_(Ticket.resolved_at.is_(None), Ticket.resolution_due < overdue_at),
+            )
+        )
+    due = func.coalesce(Ticket.first_response_due, Ticket.resolution_due)
+    query = (
+        select(Ticket, Organization.name, counts.c.n)
+        .outerjoin(Organization, Ticket.organization_id == Organization.id)
+        .outerjoin(counts, counts.c.ticket_id == Ticket.id)
+        .where(*conditions)
+        .order_by(due.is_(None), due, Ticket.received_at, Ticket.id)
+        .limit(limit)
+    )
+    return [
+        TicketSummary(
+            t.id,
+            t.channel,
+            t.sender,
+            t.subject,
+            org,
+            t.contact_status,
+            t.plan,
+            t.priority,
+            t.severity,
+            t.category,
+            t.status,
+            tuple(t.flags),
+            t.received_at,
+            t.first_response_due,
+            t.resolution_due,
+            n or 0,
+        )
+        for t, org, n in (await session.execute(query)).all()
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageView:
+    channel: str
+    direction: str
+    sender: str
+    subject: str
+    text: str
+    received_at: datetime
+    attachments: tuple[str, ...]
+    problems: tuple[str, ...]
+
+
+async def ticket_messages(session: AsyncSession, ticket_id: int) -> list[MessageView]:
+    messages = list(
+        await session.scalars(
+            select(Message).where(Message.ticket_id == ticket_id).order_by(Message.id)
+        )
+    )
+    names: dict[int, list[str]] = {}
+    if messages:
+        rows = await session.execute(
+            select(Attachment.message_id, Attachment.filename)
+            .where(Attachment.message_id.in_([m.id for m in messages]))
+            .order_by(Attachment.id)
+        )
+        for message_id, filename in rows:
+            names.setdefault(message_id, []).append(filename)
+    return [
+        MessageView(
+            m.channel,
+            m.direction,
+            m.sender,
+            m.subject,
+            m.text,
+            m.received_at,
+            tuple(names.get(m.id, ())),
+            tuple(m.problems),
+        )
+        for m in messages
+    ]
+
+
+async def ticket_decision(session: AsyncSession, ticket_id: int) -> dict[str, Any] | None:
+    return await session.scalar(select(Ticket.decision).where(Ticket.id == ticket_id))
