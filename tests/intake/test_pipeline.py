@@ -133,7 +133,7 @@ async def test_nominated_email_becomes_a_ticket_with_deadlines_and_an_ack(seeded
             sender_name="Alice A.",
             message_id="orig-1@acme.example",
             thread_hints=("older@acme.example",),
-        )  # fmt: skip
+        )
     )
     assert receipt.status is ReceiptStatus.ACCEPTED
     assert receipt.reference == references.format_reference(receipt.ticket_id)
@@ -349,8 +349,13 @@ async def test_urgent_follow_up_raises_priority_and_records_why(seeded: Storage)
     first = await intake(mail("alice@acme.example", "Export fails", message_id="b1@acme.example"))
     before = await ticket(seeded, first.ticket_id)
     assert before.priority == "normal"
-    reply = mail("alice@acme.example", "Re: Export fails", "This is now URGENT, customers wait.",
-                 thread_hints=("b1@acme.example",), received_at=NOW + timedelta(hours=2))  # fmt: skip
+    reply = mail(
+        "alice@acme.example",
+        "Re: Export fails",
+        "This is now URGENT, customers wait.",
+        thread_hints=("b1@acme.example",),
+        received_at=NOW + timedelta(hours=2),
+    )
     await intake(reply)
     after = await ticket(seeded, first.ticket_id)
     assert after.priority == "urgent" and after.urgent
