@@ -5,16 +5,17 @@ The only module that imports every package; everything else receives what it nee
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from classifier import load_rules
 from intake import acks
 from intake.config import Settings
+from intake.notices import NoticeOptions, Notifier
 from intake.pipeline import Pipeline, PipelineOptions
 from storage import db
 from storage.keys import thread_secret
@@ -38,30 +39,41 @@ async def open_storage(settings: Settings, *, migrate: bool = True) -> AsyncIter
         await engine.dispose()
 
 
-def pipeline_options(settings: Settings) -> PipelineOptions:
-    mailbox = settings.outbound.smtp.from_address.lower()
-    return PipelineOptions(
-        default_policy=settings.policy.name,
-        mailbox=mailbox,
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def notice_options(settings: Settings) -> NoticeOptions:
+    return NoticeOptions(
+        mailbox=settings.outbound.smtp.from_address.lower(),
         our_domains=frozenset(d.lower() for d in settings.smtp.domains),
-        follow_up_window=timedelta(hours=settings.pipeline.follow_up_window_hours),
         acks_per_sender_per_hour=settings.pipeline.acks_per_sender_per_hour,
         notify_emails=tuple(settings.notify.emails),
         notify_telegram=tuple(settings.notify.telegram_chat_ids),
     )
 
 
-async def build_pipeline(settings: Settings, storage: Storage) -> Pipeline:
+async def build_pipeline(
+    settings: Settings, storage: Storage, *, clock: Callable[[], datetime] = utc_now
+) -> Pipeline:
     secret_text = settings.pipeline.secret.get_secret_value()
     if secret_text:
         secret = secret_text.encode()
     else:
         async with storage.sessions.begin() as session:
             secret = await thread_secret(session)
+    notifier = Notifier(
+        options=notice_options(settings),
+        secret=secret,
+        templates=acks.environment(settings.pipeline.templates_dir),
+        clock=clock,
+    )
     return Pipeline(
         sessions=storage.sessions,
         rules=load_rules(settings.classifier.rules),
-        options=pipeline_options(settings),
-        secret=secret,
-        templates=acks.environment(settings.pipeline.templates_dir),
+        options=PipelineOptions(
+            default_policy=settings.policy.name,
+            follow_up_window=timedelta(hours=settings.pipeline.follow_up_window_hours),
+        ),
+        notifier=notifier,
     )

@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import func, select
 
 from classifier import load_rules
-from intake import references
+from intake import acks, references
 from intake.app import Storage
 from intake.messages import ChannelKind, InboundMessage, ReceiptStatus
+from intake.notices import NoticeOptions, Notifier
 from intake.pipeline import Pipeline, PipelineOptions
 from storage import contacts
 from storage.models import Message, Outbox, Ticket
@@ -66,19 +67,23 @@ async def seeded(storage: Storage) -> Storage:
     return storage
 
 
-def pipeline(storage: Storage, **options: Any) -> Pipeline:
+def pipeline(storage: Storage, default_policy: str = "circularo-saas", **options: Any) -> Pipeline:
     defaults: dict[str, Any] = {
-        "default_policy": "circularo-saas",
         "mailbox": "support@support.example.com",
         "our_domains": frozenset({"support.example.com"}),
         "notify_emails": ("oncall@vendor.example",),
     }
+    notifier = Notifier(
+        options=NoticeOptions(**(defaults | options)),
+        secret=SECRET,
+        templates=acks.environment(),
+        clock=lambda: NOW,
+    )
     return Pipeline(
         sessions=storage.sessions,
         rules=RULES,
-        options=PipelineOptions(**(defaults | options)),
-        secret=SECRET,
-        clock=lambda: NOW,
+        options=PipelineOptions(default_policy=default_policy),
+        notifier=notifier,
     )
 
 

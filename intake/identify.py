@@ -1,0 +1,60 @@
+"""Who wrote: matching a sender to a contact, or to an organization by its mail domain."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from intake.decide import ContactStatus, Identity
+from intake.messages import InboundMessage
+from storage import contacts
+from storage.contacts import Match
+
+
+async def identify(session: AsyncSession, message: InboundMessage) -> Identity:
+    """Match the sender to a contact, or to an organization by its mail domain."""
+    match = await _match(session, message)
+    if match is None:
+        return Identity(ContactStatus.UNIDENTIFIED)
+    org, contact = match.organization, match.contact
+    status = ContactStatus.KNOWN
+    if contact is not None and contact.role in (ContactStatus.NOMINATED, ContactStatus.DESIGNATED):
+        status = contact.role
+    return Identity(
+        status=status,
+        organization_id=org.id,
+        organization=org.name,
+        plan=org.plan,
+        policy=org.policy,
+        region=org.region,
+        support_start=org.support_start,
+        contact_id=contact.id if contact else None,
+        contact_name=contact.name if contact else None,
+        matched_by=match.matched_by,
+    )
+
+
+async def _match(session: AsyncSession, message: InboundMessage) -> Match | None:
+    sender = message.sender
+    if sender.startswith("tg:"):
+        candidates = [("telegram", sender[3:])]
+        username = message.extra.get("telegram_username")
+        if isinstance(username, str) and username:
+            candidates.append(("telegram", username.lower().lstrip("@")))
+    elif sender.startswith("+"):
+        candidates = [("phone", sender)]
+    else:
+        candidates = [("email", sender.lower())]
+    for key in ("email", "phone"):  # facts a form or a shared contact card added
+        value = message.extra.get(key)
+        if isinstance(value, str) and value:
+            candidates.append((key, value.lower() if key == "email" else value))
+    for column, value in candidates:
+        match = await contacts.match_sender(session, column, value)
+        if match is not None:
+            return match
+    for column, value in candidates:
+        if column == "email" and "@" in value:
+            match = await contacts.match_domain(session, value.rpartition("@")[2])
+            if match is not None:
+                return match
+    return None

@@ -1,0 +1,242 @@
+"""What a new ticket sends, and to whom: acknowledgements, endorsement requests, agent alerts.
+
+Everything here is written to the outbox inside the ticket's transaction; nothing is sent
+from this module. It also decides when never to answer (machines, ourselves, too often).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from jinja2 import Environment
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from classifier import Classification
+from intake import acks, references
+from intake.decide import Decision, Identity, add_months
+from intake.messages import InboundMessage
+from intake.policy import Policy
+from storage import contacts, outbox
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeOptions:
+    mailbox: str  # our address: acknowledgements come from it, replies go to it
+    our_domains: frozenset[str] = frozenset()
+    acks_per_sender_per_hour: int = 5
+    notify_emails: tuple[str, ...] = ()
+    notify_telegram: tuple[int, ...] = ()
+
+    @property
+    def message_domain(self) -> str:
+        return self.mailbox.rpartition("@")[2] or "localhost"
+
+
+@dataclass(frozen=True)
+class Notifier:
+    options: NoticeOptions
+    secret: bytes
+    templates: Environment
+    clock: Callable[[], datetime]
+
+    async def new_ticket(
+        self,
+        session: AsyncSession,
+        ticket_id: int,
+        message: InboundMessage,
+        identity: Identity,
+        found: Classification,
+        policy: Policy,
+        decision: Decision,
+    ) -> None:
+        reference = references.format_reference(ticket_id)
+        why_not = await self.no_ack_reason(session, message, found)
+        if why_not is None:
+            await self._ack(session, ticket_id, message, identity, found, policy, decision)
+        else:
+            log.info("no acknowledgement for %s: %s", reference, why_not)
+        if "not_nominated" in decision.flags and identity.organization_id is not None:
+            await self._endorse(
+                session, ticket_id, message, identity.organization_id, identity.organization or ""
+            )
+        reasons = _alert_reasons(found, decision)
+        if reasons:
+            deadlines = decision.deadlines
+            await self.alert(
+                session,
+                ticket_id,
+                reasons,
+                {
+                    "reference": reference,
+                    "organization": identity.organization,
+                    "sender": message.sender,
+                    "contact_status": identity.status,
+                    "channel": str(message.channel),
+                    "priority": decision.priority,
+                    "severity": decision.severity,
+                    "subject": message.subject,
+                    "first_line": first_line(message.text),
+                    "first_response_due": acks.local_time(
+                        deadlines.first_response_due if deadlines else None, policy.zone
+                    ),
+                },
+            )
+
+    async def no_ack_reason(
+        self, session: AsyncSession, message: InboundMessage, found: Classification
+    ) -> str | None:
+        """Why this sender must not get an acknowledgement (never answer a machine)."""
+        recipient = (message.reply_to or message.sender).lower()
+        if found.auto_generated:
+            return f"machine mail ({found.machine_kind})"
+        if message.envelope_sender == "":
+            return "null envelope sender"
+        if any(name.lower() == acks.LOOP_HEADER.lower() for name, _ in message.headers):
+            return "our own loop header"
+        if recipient == self.options.mailbox.lower() or (
+            "@" in recipient and recipient.rpartition("@")[2] in self.options.our_domains
+        ):
+            return "our own address"
+        since = self.clock() - timedelta(hours=1)
+        if (
+            await outbox.notices_to(session, recipient, since)
+            >= self.options.acks_per_sender_per_hour
+        ):
+            return "rate limit for this sender"
+        return None
+
+    async def _ack(
+        self,
+        session: AsyncSession,
+        ticket_id: int,
+        message: InboundMessage,
+        identity: Identity,
+        found: Classification,
+        policy: Policy,
+        decision: Decision,
+    ) -> None:
+        reference = references.format_reference(ticket_id)
+        support_end = None
+        if policy.support_period_months and identity.support_start:
+            support_end = add_months(
+                identity.support_start, policy.support_period_months
+            ).isoformat()
+        rendered = acks.render_ack(
+            self.templates,
+            policy=policy,
+            reference=reference,
+            identity=identity,
+            channel=message.channel,
+            subject=message.subject,
+            sender=message.sender,
+            name=message.sender_name,
+            found=found,
+            decision=decision,
+            support_end=support_end,
+        )
+        payload = self._mail_payload(ticket_id, rendered, message)
+        await outbox.enqueue(
+            session,
+            ticket_id=ticket_id,
+            kind="ack",
+            channel=str(message.channel),
+            recipient=(message.reply_to or message.sender).lower(),
+            payload=payload,
+            now=self.clock(),
+        )
+
+    def _mail_payload(
+        self, ticket_id: int, rendered: acks.Rendered, message: InboundMessage | None
+    ) -> dict[str, Any]:
+        thread = [h.strip("<>") for h in (message.thread_hints if message else ()) if "@" in h]
+        own_id = message.rfc_message_id if message else None
+        return {
+            "subject": rendered.subject,
+            "text": rendered.text,
+            "html": rendered.html,
+            "reference": references.format_reference(ticket_id),
+            "in_reply_to": own_id,
+            "references": [*thread[-20:], *([own_id] if own_id else [])],
+            "message_id": references.message_id(
+                self.secret, ticket_id, uuid.uuid4().int >> 80, self.options.message_domain
+            ),
+            "reply_to": references.reply_address(self.secret, ticket_id, self.options.mailbox),
+        }
+
+    async def _endorse(
+        self,
+        session: AsyncSession,
+        ticket_id: int,
+        message: InboundMessage,
+        organization_id: int,
+        organization: str,
+    ) -> None:
+        for nominee in await contacts.nominated_contacts(session, organization_id):
+            if nominee.email is None:
+                continue
+            rendered = acks.render_endorse(
+                self.templates,
+                reference=references.format_reference(ticket_id),
+                subject=message.subject,
+                nominee=nominee.name,
+                requester=message.sender_name or message.sender,
+                organization=organization,
+                channel=message.channel,
+            )
+            await outbox.enqueue(
+                session,
+                ticket_id=ticket_id,
+                kind="endorse",
+                channel="email",
+                recipient=nominee.email,
+                payload=self._mail_payload(ticket_id, rendered, None),
+                now=self.clock(),
+            )
+
+    async def alert(
+        self, session: AsyncSession, ticket_id: int, reasons: list[str], context: dict[str, Any]
+    ) -> None:
+        rendered = acks.render_alert(self.templates, reasons=reasons, **context)
+        payload = {
+            "subject": rendered.subject,
+            "text": rendered.text,
+            "reference": context["reference"],
+        }
+        targets = [("email", e) for e in self.options.notify_emails] + [
+            ("telegram", str(chat)) for chat in self.options.notify_telegram
+        ]
+        for channel, recipient in targets:
+            await outbox.enqueue(
+                session,
+                ticket_id=ticket_id,
+                kind="alert",
+                channel=channel,
+                recipient=recipient,
+                payload=payload,
+                now=self.clock(),
+            )
+
+
+def _alert_reasons(found: Classification, decision: Decision) -> list[str]:
+    reasons = []
+    if found.urgent:
+        reasons.append("urgent")
+    if decision.severity == 1:
+        reasons.append("severity 1")
+    if "on_call" in decision.flags:
+        reasons.append("on call")
+    return reasons
+
+
+def first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:200]
+    return ""
