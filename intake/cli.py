@@ -6,16 +6,20 @@ module that exits the process.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from intake import admin
+from intake.app import Storage, open_storage
 from intake.config import Settings, load_settings
 from intake.errors import IntakeError
 from intake.sla import answer, answer_line
@@ -100,6 +104,118 @@ def _sla_batch(default_policy: str) -> None:
         except IntakeError as exc:
             _emit({"error": str(exc)})
     sys.stdout.flush()
+
+
+@main.group()
+def db() -> None:
+    """The database."""
+
+
+@db.command("upgrade")
+@config_option
+def db_upgrade(settings: Settings) -> None:
+    """Apply every schema migration (the product also does this when it starts)."""
+    asyncio.run(_with_storage(settings, _noop))
+    click.echo("database is up to date", err=True)
+
+
+async def _noop(_storage: Storage) -> None:
+    return None
+
+
+@main.group()
+def contacts() -> None:
+    """Customer organizations and their contacts (CONTRACTS section 5)."""
+
+
+@contacts.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@config_option
+def contacts_import(settings: Settings, file: Path) -> None:
+    """Import a contacts CSV or TOML file; importing the same file again changes nothing."""
+
+    async def run(storage: Storage) -> admin.ImportSummary:
+        return await admin.import_contacts(
+            storage,
+            file,
+            default_policy=settings.policy.name,
+            default_region=settings.contacts.default_region,
+        )
+
+    summary = asyncio.run(_with_storage(settings, run))
+    click.echo(
+        f"{file}: {summary.organizations} organizations, {summary.contacts} contacts, "
+        f"{summary.changed} changes",
+        err=True,
+    )
+
+
+@contacts.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per organization.")
+@config_option
+def contacts_list(settings: Settings, as_json: bool) -> None:
+    """Organizations with their plan, domains and contacts."""
+    for org in asyncio.run(_with_storage(settings, admin.list_contacts)):
+        if as_json:
+            _emit(org)
+            continue
+        click.echo(f"{org['organization']} ({org['plan']}): {' '.join(org['domains'])}")
+        for person in org["contacts"]:
+            ids = ", ".join(filter(None, (person["email"], person["phone"], person["telegram"])))
+            click.echo(f"  {person['role']:<10} {person['name']}: {ids}")
+
+
+@main.group()
+def tickets() -> None:
+    """The ticket queue."""
+
+
+@tickets.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--open", "only_open", is_flag=True, help="Only open tickets.")
+@click.option("--overdue", is_flag=True, help="Only open tickets past a deadline now.")
+@config_option
+def tickets_list(settings: Settings, as_json: bool, only_open: bool, overdue: bool) -> None:
+    """Tickets, soonest deadline first."""
+
+    async def run(storage: Storage) -> list[dict[str, Any]]:
+        now = datetime.now(UTC) if overdue else None
+        return await admin.list_ticket_rows(storage, only_open=only_open, overdue_at=now)
+
+    for row in asyncio.run(_with_storage(settings, run)):
+        if as_json:
+            _emit(row)
+        else:
+            due = row["first_response_due"] or row["resolution_due"] or "-"
+            click.echo(
+                f"{row['reference']}  {row['priority']:<12} due {due:<25} "
+                f"{row['sender']}: {row['subject'][:60]}"
+            )
+
+
+@tickets.command("show")
+@click.argument("reference")
+@click.option("--json", "as_json", is_flag=True, help="The ticket as one JSON object.")
+@config_option
+def tickets_show(settings: Settings, reference: str, as_json: bool) -> None:
+    """One ticket with its messages and the decision record."""
+
+    async def run(storage: Storage) -> dict[str, Any]:
+        return await admin.show_ticket(storage, reference)
+
+    shown = asyncio.run(_with_storage(settings, run))
+    if as_json:
+        _emit(shown)
+        return
+    click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
+
+
+T = TypeVar("T")
+
+
+async def _with_storage(settings: Settings, work: Callable[[Storage], Awaitable[T]]) -> T:
+    async with open_storage(settings) as storage:
+        return await work(storage)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Contact, Domain, Organization
@@ -68,7 +68,10 @@ async def upsert_organization(
     domains: tuple[str, ...],
 ) -> tuple[int, bool]:
     """Create or update the organization named `name`; returns (id, changed)."""
-    org = await session.scalar(select(Organization).where(Organization.name == name))
+    # Names match whatever their case, as the contacts file treats them.
+    org = await session.scalar(
+        select(Organization).where(func.lower(Organization.name) == name.lower())
+    )
     changed = False
     if org is None:
         org = Organization(

@@ -189,7 +189,12 @@ class TicketSummary:
 
 
 async def list_tickets(
-    session: AsyncSession, *, only_open: bool, overdue_at: datetime | None, limit: int | None = None
+    session: AsyncSession,
+    *,
+    only_open: bool,
+    overdue_at: datetime | None,
+    limit: int | None = None,
+    ticket_id: int | None = None,
 ) -> list[TicketSummary]:
     """Tickets soonest deadline first (those without a deadline last, oldest first).
 
@@ -201,6 +206,8 @@ async def list_tickets(
         .subquery()
     )
     conditions: list[ColumnElement[bool]] = []
+    if ticket_id is not None:
+        conditions.append(Ticket.id == ticket_id)
     if only_open or overdue_at is not None:
         conditions.append(Ticket.status.in_(OPEN_STATUSES))
     if overdue_at is not None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from intake.app import Storage
 from storage import db
@@ -22,26 +25,40 @@ def _async_url(dsn: str) -> str:
     return dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
+@dataclass(frozen=True)
+class ReopenableStorage(Storage):
+    """Storage that can be opened again, as a restarted process would."""
+
+    url: str = ""
+    engine_options: dict[str, Any] = field(default_factory=dict)
+
+    def reopen(self) -> AsyncEngine:
+        return db.create_engine(self.url, **self.engine_options)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
+async def storage(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[ReopenableStorage]:
     """A migrated, empty database: a file for SQLite, a schema of its own on PostgreSQL."""
     if request.param == "sqlite":
-        engine = db.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'intake.db'}")
+        url = f"sqlite+aiosqlite:///{tmp_path / 'intake.db'}"
+        engine = db.create_engine(url)
         await db.upgrade(engine)
-        yield Storage(engine, db.session_factory(engine))
+        yield ReopenableStorage(engine, db.session_factory(engine), url)
         await engine.dispose()
         return
     schema = f"test_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(POSTGRES_DSN)
     try:
         await admin.execute(f'CREATE SCHEMA "{schema}"')
-        engine = db.create_engine(
-            _async_url(POSTGRES_DSN),
-            connect_args={"server_settings": {"search_path": schema}},
-        )
+        options = {"connect_args": {"server_settings": {"search_path": schema}}}
+        engine = db.create_engine(_async_url(POSTGRES_DSN), **options)
         try:
             await db.upgrade(engine)
-            yield Storage(engine, db.session_factory(engine))
+            yield ReopenableStorage(
+                engine, db.session_factory(engine), _async_url(POSTGRES_DSN), options
+            )
         finally:
             await engine.dispose()
     finally:
