@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from intake.contact_values import normalize_email, normalize_phone, normalize_telegram
 from intake.decide import ContactStatus, Identity
 from intake.messages import InboundMessage
 from storage import contacts
@@ -33,21 +34,39 @@ async def identify(session: AsyncSession, message: InboundMessage) -> Identity:
     )
 
 
-async def _match(session: AsyncSession, message: InboundMessage) -> Match | None:
+def _normalized(column: str, value: str) -> str:
+    """The stored form of an identifier (E.164, IDNA mail domain), or the value as given."""
+    try:
+        if column == "phone":
+            return normalize_phone(value)
+        if column == "email":
+            return normalize_email(value)
+        return normalize_telegram(value)
+    except ValueError:
+        return value.lower()
+
+
+def _candidates(message: InboundMessage) -> list[tuple[str, str]]:
+    """What to look the sender up by, most specific first."""
     sender = message.sender
     if sender.startswith("tg:"):
         candidates = [("telegram", sender[3:])]
         username = message.extra.get("telegram_username")
         if isinstance(username, str) and username:
-            candidates.append(("telegram", username.lower().lstrip("@")))
-    elif sender.startswith("+"):
-        candidates = [("phone", sender)]
+            candidates.append(("telegram", username))
+    elif "@" in sender:
+        candidates = [("email", sender)]
     else:
-        candidates = [("email", sender.lower())]
+        candidates = [("phone", sender)]
     for key in ("email", "phone"):  # facts a form or a shared contact card added
         value = message.extra.get(key)
         if isinstance(value, str) and value:
-            candidates.append((key, value.lower() if key == "email" else value))
+            candidates.append((key, value))
+    return [(column, _normalized(column, value)) for column, value in candidates]
+
+
+async def _match(session: AsyncSession, message: InboundMessage) -> Match | None:
+    candidates = _candidates(message)
     for column, value in candidates:
         match = await contacts.match_sender(session, column, value)
         if match is not None:

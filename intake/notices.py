@@ -21,7 +21,8 @@ from intake import acks, references
 from intake.decide import Decision, Identity, add_months
 from intake.messages import InboundMessage
 from intake.policy import Policy
-from storage import contacts, outbox
+from storage import outbox
+from storage.contacts import ContactRow
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +56,17 @@ class Notifier:
         found: Classification,
         policy: Policy,
         decision: Decision,
+        nominees: list[ContactRow],
     ) -> None:
+        """Queue what a new ticket sends: `nominees` are asked to endorse it, if flagged."""
         reference = references.format_reference(ticket_id)
         why_not = await self.no_ack_reason(session, message, found)
         if why_not is None:
             await self._ack(session, ticket_id, message, identity, found, policy, decision)
         else:
             log.info("no acknowledgement for %s: %s", reference, why_not)
-        if "not_nominated" in decision.flags and identity.organization_id is not None:
-            await self._endorse(
-                session, ticket_id, message, identity.organization_id, identity.organization or ""
-            )
+        if nominees:
+            await self._endorse(session, ticket_id, message, nominees, identity.organization or "")
         reasons = _alert_reasons(found, decision)
         if reasons:
             deadlines = decision.deadlines
@@ -175,10 +176,10 @@ class Notifier:
         session: AsyncSession,
         ticket_id: int,
         message: InboundMessage,
-        organization_id: int,
+        nominees: list[ContactRow],
         organization: str,
     ) -> None:
-        for nominee in await contacts.nominated_contacts(session, organization_id):
+        for nominee in nominees:
             if nominee.email is None:
                 continue
             rendered = acks.render_endorse(

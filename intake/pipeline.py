@@ -24,7 +24,7 @@ from intake.messages import ChannelKind, InboundMessage, Receipt, ReceiptStatus
 from intake.notices import Notifier, first_line
 from intake.policy import Policy, compute_deadlines
 from intake.policy_file import load_policy
-from storage import tickets
+from storage import contacts, tickets
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +176,13 @@ class Pipeline:
             policy, identity, message.channel, found, message.received_at, tickets_in_period=used
         )
         deadlines = decision.deadlines
+        nominees = []
+        if "not_nominated" in decision.flags and identity.organization_id is not None:
+            # The ticket names who may endorse it; the sender is only told that someone must.
+            nominees = await contacts.nominated_contacts(session, identity.organization_id)
+            decision.record["nominated"] = [
+                {"name": n.name, "email": n.email, "phone": n.phone} for n in nominees
+            ]
         ticket_id = await tickets.insert_ticket(
             session,
             organization_id=identity.organization_id,
@@ -204,7 +211,7 @@ class Pipeline:
         )
         await tickets.insert_message(session, ticket_id, message)
         await self.notifier.new_ticket(
-            session, ticket_id, message, identity, found, policy, decision
+            session, ticket_id, message, identity, found, policy, decision, nominees
         )
         return ticket_id
 

@@ -196,6 +196,10 @@ async def test_known_colleague_on_a_nominated_channel(seeded: Storage) -> None:
     [ack] = await notices(seeded, "ack")
     assert "nominated representative" in ack.payload["text"]
     assert "Alice" not in ack.payload["text"]
+    # The ticket names who may endorse it; the sender's acknowledgement does not.
+    assert row.decision["nominated"] == [
+        {"name": "Alice", "email": "alice@acme.example", "phone": None}
+    ]
     [endorse] = await notices(seeded, "endorse")
     assert endorse.recipient == "alice@acme.example"
     assert "Bob" in endorse.payload["text"] or "bob@acme.example" in endorse.payload["text"]
@@ -369,6 +373,20 @@ async def test_urgent_follow_up_raises_priority_and_records_why(seeded: Storage)
     # Recomputed from the original receipt: plus urgent 24 h / 2 days (24 h) from NOW.
     assert after.first_response_due == datetime(2026, 3, 12, 10, 0, tzinfo=UTC)
     assert len(await notices(seeded, "alert")) == 1
+
+
+@pytest.mark.parametrize(
+    "notation", ["whatsapp:+420601123456", "+420 601 123 456", "00420601123456"]
+)
+async def test_phone_matched_in_any_notation(seeded: Storage, notation: str) -> None:
+    receipt = await pipeline(seeded)(chat(notation, "hello"))
+    row = await ticket(seeded, receipt.ticket_id)
+    assert row.contact_status == "known" and row.decision["contact"]["contact"] == "Bob"
+
+
+async def test_email_matched_whatever_its_case(seeded: Storage) -> None:
+    receipt = await pipeline(seeded)(mail("Alice@ACME.Example", "Hello"))
+    assert (await ticket(seeded, receipt.ticket_id)).contact_status == "nominated"
 
 
 async def test_telegram_sender_matched_by_user_id(seeded: Storage) -> None:
