@@ -217,3 +217,25 @@ class Setting(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class MailboxState(Base):
+    """Where IMAP polling of one mailbox folder stands (RFC 3501 UIDVALIDITY and last UID)."""
+
+    __tablename__ = "mailbox_state"
+
+    mailbox: Mapped[str] = mapped_column(String(500), primary_key=True)  # user@host:port/folder
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime]
+
+
+class Suppression(Base):
+    """Addresses no automatic mail goes to until `until` (they bounced hard)."""
+
+    __tablename__ = "suppressions"
+
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    until: Mapped[datetime]
+    created_at: Mapped[datetime]
