@@ -68,6 +68,12 @@ class ImapSettings(_Section):
     user: str = "support@example.com"
     password: SecretStr = SecretStr("")
     folder: str = "INBOX"
+    starttls: bool = False  # with ssl = false: upgrade the plain connection with STARTTLS
+    # After the ticket has committed, move the message here; empty: flag it \Seen instead.
+    processed_folder: str = ""
+    poll_seconds: float = Field(default=30, gt=0)  # when the server has no IDLE
+    idle_seconds: float = Field(default=300, gt=0)  # re-issue IDLE this often (RFC 2177: <29 min)
+    ca_file: Path | None = None  # trust this CA (a private server); default: the system's
 
 
 class OutboundSmtpSettings(_Section):
