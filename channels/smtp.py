@@ -1,0 +1,189 @@
+"""Inbound SMTP: the product is the mail server for its support domains (aiosmtpd).
+
+Mail is accepted only for the configured domains (it is never a relay), and 250 is answered
+only after the ticket's transaction has committed; 451 when storage is away, so the sending
+server retries and nothing is lost. aiosmtpd's protocol runs on our own event loop (its
+`Controller` would start a second loop in a thread, away from the database's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, cast
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from channels.mail import inbound_from_raw
+from intake.config import SmtpSettings
+from intake.errors import InputRefusedError, TransientError
+from intake.messages import Intake, Receipt
+
+log = logging.getLogger(__name__)
+
+MAX_RECIPIENTS = 100
+
+
+def to_wire(outcome: Receipt | BaseException) -> str:
+    """The one mapping from the pipeline's answer to an SMTP reply (RFC 5321, RFC 3463)."""
+    if isinstance(outcome, Receipt):
+        return f"250 2.0.0 OK {outcome.reference}"
+    if isinstance(outcome, InputRefusedError):
+        return f"554 5.6.0 Message refused: {_safe(outcome.reason)}"
+    if isinstance(outcome, TransientError):
+        return "451 4.3.0 Temporarily unable to store the message, try again later"
+    return "451 4.3.0 Internal error, try again later"
+
+
+def _safe(text: str) -> str:
+    # A reply line must not carry CR/LF (it would end the reply) nor run long.
+    return " ".join(text.split())[:200]
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].strip().rstrip(".").lower()
+
+
+class _Handler:
+    """aiosmtpd's hooks; it finds them by name (`handle_RCPT`, `handle_DATA`)."""
+
+    def __init__(self, channel: SmtpChannel, intake: Intake) -> None:
+        self.channel = channel
+        self.intake = intake
+
+    async def handle_RCPT(  # noqa: N802 - the name aiosmtpd calls
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if _domain(address) not in self.channel.domains:
+            return "550 5.7.1 Relaying denied: not a domain served here"
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return "452 4.5.3 Too many recipients"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(  # noqa: N802 - the name aiosmtpd calls
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        raw = envelope.original_content or b""
+        if isinstance(envelope.content, bytes) and not raw:
+            raw = envelope.content
+        mail_from = envelope.mail_from or ""
+        message = inbound_from_raw(
+            raw,
+            received_at=self.channel.clock(),
+            envelope_sender="" if mail_from in ("", "<>") else mail_from.lower(),
+            recipients=tuple(envelope.rcpt_tos),
+            max_attachment_bytes=self.channel.max_attachment_bytes,
+        )
+        self.channel.in_flight += 1
+        try:
+            outcome: Receipt | BaseException = await self.intake(message)
+        except Exception as exc:  # mapped to a reply; the server keeps serving
+            if not isinstance(exc, InputRefusedError | TransientError):
+                log.exception("intake of %r failed", message.channel_message_id)
+            outcome = exc
+        finally:
+            self.channel.in_flight -= 1
+            self.channel.idle.set()
+        reply = to_wire(outcome)
+        log.info("%s from %r: %s", message.channel_message_id[:80], mail_from, reply)
+        return reply
+
+
+class _Server(SMTP):
+    """aiosmtpd's protocol with a cap on concurrent connections."""
+
+    def __init__(self, channel: SmtpChannel, handler: _Handler, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.channel = channel
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if len(self.channel.connections) >= self.channel.max_connections or self.channel.closing:
+            writer = cast(asyncio.WriteTransport, transport)
+            writer.write(b"421 4.3.2 Too busy, try again later\r\n")
+            transport.close()
+            return
+        self.channel.connections.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.channel.connections.discard(self)
+        super().connection_lost(error)
+
+
+class SmtpChannel:
+    """The SMTP listener. `start` returns once it is bound; `stop` drains and closes."""
+
+    name = "smtp"
+
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        *,
+        clock: Callable[[], datetime],
+        tls_context: ssl.SSLContext | None = None,
+        max_connections: int = 200,
+        timeout: float = 300.0,
+        max_attachment_bytes: int = 10_485_760,
+    ) -> None:
+        self.settings = settings
+        self.domains = frozenset(_domain("@" + d) for d in settings.domains)
+        self.clock = clock
+        self.tls_context = tls_context
+        self.max_connections = max_connections
+        self.timeout = timeout
+        self.max_attachment_bytes = max_attachment_bytes
+        self.connections: set[_Server] = set()
+        self.in_flight = 0
+        self.idle = asyncio.Event()
+        self.closing = False
+        self._server: asyncio.Server | None = None
+        self._port = 0
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when configured as 0); 0 before `start`."""
+        return self._port
+
+    async def start(self, intake: Intake) -> None:
+        handler = _Handler(self, intake)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Server(
+                self,
+                handler,
+                data_size_limit=self.settings.max_message_bytes,
+                enable_SMTPUTF8=True,
+                tls_context=self.tls_context,
+                timeout=self.timeout,
+                loop=loop,
+            ),
+            host=self.settings.host,
+            port=self.settings.port,
+        )
+        self._port = int(self._server.sockets[0].getsockname()[1])
+        log.info("SMTP listening on %s:%d", self.settings.host, self._port)
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """Stop accepting, let the messages being stored finish, then close every connection."""
+        if self._server is None:
+            return
+        self.closing = True
+        self._server.close()
+        deadline = asyncio.get_running_loop().time() + grace
+        while self.in_flight and asyncio.get_running_loop().time() < deadline:
+            self.idle.clear()
+            try:
+                await asyncio.wait_for(self.idle.wait(), timeout=0.5)
+            except TimeoutError:
+                pass
+        for connection in list(self.connections):
+            transport = connection.transport
+            if transport is not None and not transport.is_closing():
+                transport.write(b"421 4.3.2 Service shutting down\r\n")  # type: ignore[attr-defined]
+                transport.close()
+        await self._server.wait_closed()
+        self._server = None
