@@ -1,0 +1,51 @@
+"""The searchable form of one message: subject and own text, folded, with offsets kept."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from classifier.folding import normalize, strip_marks
+from classifier.ruleset import RuleSet
+
+_SEPARATOR = "\n\n"  # ends every clause, so no negation window spans subject and body
+# What is read of a message. RFC 5322 caps a line at 998 characters; a request whose own text
+# runs past 64 Ki characters is a pasted log or a newsletter, and reading on would only let
+# one message slow the whole intake down.
+_MAX_SUBJECT = 998
+_MAX_TEXT = 65_536
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """`folded` is `original` lower-cased and accent-free, character for character;
+    `anchors` and `triggers` say which rules can match in it (see classifier/gate.py)."""
+
+    original: str
+    folded: str
+    subject_end: int
+    anchors: Mapping[str, list[int]]
+    triggers: frozenset[str]
+
+    @property
+    def body_start(self) -> int:
+        return self.subject_end + len(_SEPARATOR)
+
+    def where(self, position: int) -> str:
+        """Which part of the message a match at `position` lies in."""
+        return "subject" if position < self.subject_end else "body"
+
+    def text(self, match: re.Match[str]) -> str:
+        """The matched text as the sender wrote it."""
+        return self.original[match.start() : match.end()].strip()
+
+
+def make_document(subject: str, own: str, rules: RuleSet) -> Document:
+    """Join a one-line subject and the own text, and fold them once for every rule."""
+    line = " ".join(normalize(subject[: _MAX_SUBJECT * 2]).split())[:_MAX_SUBJECT]
+    original = line + _SEPARATOR + normalize(own[:_MAX_TEXT])
+    folded = strip_marks(original).lower()
+    return Document(
+        original, folded, len(line), rules.anchors_in(folded), rules.triggers_in(folded)
+    )

@@ -1,0 +1,123 @@
+"""Compiled rules as frozen data, and how a group of them is run over a message's text.
+
+Built by classifier/rules.py (the loader); read by the signal functions. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Protocol
+
+from classifier.gate import AnchorIndex
+
+# The kind of a rule that matches a span inside which its section's other rules do not count
+# (a negation, a referral such as "for urgent matters call").
+CANCEL = "cancel"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One compiled rule: its full name, its kind within the section, its folded pattern, and
+    the literals one of which any match starts with (`anchors`) or else contains (`triggers`);
+    see classifier/gate.py."""
+
+    name: str
+    kind: str
+    pattern: str
+    regex: re.Pattern[str]
+    anchors: frozenset[str] | None
+    triggers: frozenset[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleGroup:
+    """Rules of one section. Short texts (a subject, a clause) are tried with one alternation
+    of them all; a message's text with `search`, which runs only the rules that can match."""
+
+    rules: tuple[Rule, ...] = ()
+    regex: re.Pattern[str] | None = None
+    any_regex: re.Pattern[str] | None = None  # the same without named groups: ~7x faster
+    by_anchor: Mapping[str, tuple[int, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    by_trigger: Mapping[str, tuple[int, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    always: tuple[int, ...] = ()
+
+    def test(self, text: str) -> bool:
+        """Whether any rule matches somewhere in `text`."""
+        return self.any_regex is not None and self.any_regex.search(text) is not None
+
+    def match(self, text: str, end: int) -> tuple[Rule, re.Match[str]] | None:
+        """The hit that starts text[:end] (for patterns anchored at the start), or None."""
+        found = None if self.regex is None else self.regex.match(text, 0, end)
+        return None if found is None else (self.rules[int(str(found.lastgroup)[1:])], found)
+
+    def search(self, text: Scannable, end: int | None = None) -> list[tuple[Rule, re.Match[str]]]:
+        """Every hit of the group's rules in a message's text, running only the rules that can
+        match: anchored rules where an anchor occurs, triggered rules if a trigger occurs, the rest
+        everywhere. Hits are taken left to right (at one position cancel rules first, then file
+        order), and a hit hides the later hits that start inside it."""
+        folded = text.folded
+        stop = len(folded) if end is None else end
+        # (start, order) -> hit: one per rule and place, however many anchors led there
+        candidates: dict[tuple[int, int], re.Match[str]] = {}
+        for anchor in self.by_anchor.keys() & text.anchors.keys():
+            for position in text.anchors[anchor]:
+                for order in self.by_anchor[anchor]:
+                    hit = self.rules[order].regex.match(folded, position, stop)
+                    if hit is not None:
+                        candidates[position, order] = hit
+        scanned = set(self.always)
+        for trigger in self.by_trigger.keys() & text.triggers:
+            scanned.update(self.by_trigger[trigger])
+        for order in scanned:
+            for hit in self.rules[order].regex.finditer(folded, 0, stop):
+                candidates[hit.start(), order] = hit
+        hits: list[tuple[Rule, re.Match[str]]] = []
+        cursor = 0
+        for (position, order), hit in sorted(candidates.items(), key=lambda item: item[0]):
+            if position >= cursor:
+                hits.append((self.rules[order], hit))
+                cursor = max(hit.end(), position + 1)
+        return hits
+
+
+class Scannable(Protocol):
+    """A folded text with the anchors (and where) and triggers of a RuleSet found in it."""
+
+    @property
+    def folded(self) -> str: ...
+    @property
+    def anchors(self) -> Mapping[str, list[int]]: ...
+    @property
+    def triggers(self) -> frozenset[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """Compiled rules from every loaded file; frozen data that `classify` only reads."""
+
+    sources: tuple[str, ...] = ()
+    negation_before: RuleGroup = field(default_factory=RuleGroup)
+    negation_after: RuleGroup = field(default_factory=RuleGroup)
+    urgent: RuleGroup = field(default_factory=RuleGroup)
+    subject_priority: RuleGroup = field(default_factory=RuleGroup)
+    explicit_severity: RuleGroup = field(default_factory=RuleGroup)
+    severity_tokens: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    severity: RuleGroup = field(default_factory=RuleGroup)
+    category: RuleGroup = field(default_factory=RuleGroup)
+    info: Mapping[str, RuleGroup] = field(default_factory=lambda: MappingProxyType({}))
+    auto_reply_subject: RuleGroup = field(default_factory=RuleGroup)
+    bounce_subject: RuleGroup = field(default_factory=RuleGroup)
+    auto_reply_text: RuleGroup = field(default_factory=RuleGroup)
+    anchor_index: AnchorIndex = field(default_factory=lambda: AnchorIndex(()))
+    trigger_literals: frozenset[str] = frozenset()
+
+    def anchors_in(self, folded: str) -> dict[str, list[int]]:
+        """Where the rules' anchors occur in a folded text; see RuleGroup.search."""
+        return self.anchor_index.find(folded)
+
+    def triggers_in(self, folded: str) -> frozenset[str]:
+        """Which of the rules' triggers occur in a folded text; see RuleGroup.search."""
+        return frozenset(literal for literal in self.trigger_literals if literal in folded)

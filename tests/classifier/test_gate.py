@@ -1,0 +1,60 @@
+"""The literal prefilter: anchors and triggers read from a pattern, and anchors found in text."""
+
+from __future__ import annotations
+
+import pytest
+
+from classifier import gate
+
+
+@pytest.mark.parametrize(
+    ("pattern", "anchors", "triggers"),
+    [
+        (r"\burgent\b", {"urgent"}, {"urgent"}),
+        (r"\b(?:outage|downtime)\b", {"outage", "downtime"}, {"outage", "downtime"}),
+        (r"\bnalehav\w*", {"nalehav"}, {"nalehav"}),
+        (r"\b(?:is|are)\s+down\b", {"is", "are"}, {"down"}),
+        (r"\b(?:our\s+)?users\b", {"our", "users"}, {"users"}),
+        (r"\b(?:easy\s+)?\s*workaround", None, {"workaround"}),
+        (r"\b50[234]\b", {"502", "503", "504"}, {"502", "503", "504"}),
+        (r"\b\d{1,2}:\d{2}\b", {gate.DIGIT}, None),
+        (r"\d{1,2}:\d{2}", None, None),
+        (r"(?:outage|downtime)", None, {"outage", "downtime"}),
+        (r"\b-x", None, None),
+        (r"\bx?", None, None),
+        (r"\b(?:ab)+c", {"ab"}, None),
+        (r"\b", None, None),
+        (r"\b(foo|bar)x", {"foox", "barx"}, {"foo", "bar"}),
+        (r"\b(?:a|[bc])d", {"ad", "bd", "cd"}, None),
+        (r"\b(?:x|y)?z", {"x", "y", "z"}, None),
+        (r"\?", None, None),
+        (r"^\s*\d+[.)]", None, None),
+        (r"\bcan\s*n[o']?t\b", {"can"}, {"can"}),
+    ],
+)
+def test_anchors_and_triggers(
+    pattern: str, anchors: set[str] | None, triggers: set[str] | None
+) -> None:
+    assert gate.anchors(pattern) == (None if anchors is None else frozenset(anchors))
+    assert gate.triggers(pattern) == (None if triggers is None else frozenset(triggers))
+
+
+def test_anchor_index_finds_word_starts() -> None:
+    index = gate.AnchorIndex(["urgent", "can not", "prod", "production", gate.DIGIT])
+    assert gate.AnchorIndex.stem_of("can not") == "can"
+    found = index.find("production is urgent, we cannot work; 9:30 unurgent")
+    assert found == {
+        "prod": [0],
+        "production": [0],
+        "urgent": [14],
+        "can": [25],
+        gate.DIGIT: [38, 40],
+    }
+
+
+def test_anchor_index_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gate, "_CACHE_LIMIT", 2)
+    index = gate.AnchorIndex(["urgent"])
+    for text in ("a b c", "d e f", "urgent"):
+        found = index.find(text)
+    assert found == {"urgent": [0]}
