@@ -55,6 +55,7 @@ def inbound_from_raw(
             )
             for a in parsed.attachments
         ),
+        references=(*parsed.references, *parsed.in_reply_to),
         thread_hints=(*parsed.in_reply_to, *parsed.references, *recipients),
         rfc_message_id=rfc_id,
         headers=parsed.headers,

@@ -1,8 +1,9 @@
-"""Inbound SMTP: the product is the mail server for its support domains (aiosmtpd).
+"""SMTP both ways: the inbound server for the support domains (aiosmtpd), and the replier
+that sends our notices through the outbound relay (aiosmtplib).
 
-Mail is accepted only for the configured domains (it is never a relay), and 250 is answered
-only after the ticket's transaction has committed; 451 when storage is away, so the sending
-server retries and nothing is lost. aiosmtpd's protocol runs on our own event loop (its
+Inbound mail is accepted only for the configured domains (it is never a relay), and 250 is
+answered only after the ticket's transaction has committed; 451 when storage is away, so the
+sending server retries and nothing is lost. aiosmtpd's protocol runs on our own event loop (its
 `Controller` would start a second loop in a thread, away from the database's).
 """
 
@@ -15,12 +16,19 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
+import aiosmtplib
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from channels.mail import inbound_from_raw
-from intake.config import SmtpSettings
-from intake.errors import InputRefusedError, TransientError
-from intake.messages import Intake, Receipt
+from channels.outmail import compose
+from intake.config import OutboundSmtpSettings, SmtpSettings
+from intake.errors import (
+    InputRefusedError,
+    PermanentChannelError,
+    TransientChannelError,
+    TransientError,
+)
+from intake.messages import Ack, Intake, Receipt
 
 log = logging.getLogger(__name__)
 
@@ -187,3 +195,51 @@ class SmtpChannel:
                 transport.close()
         await self._server.wait_closed()
         self._server = None
+
+
+class SmtpReplier:
+    """Sends our notices through the outbound relay (`[outbound.smtp]`) with aiosmtplib.
+
+    The envelope sender is the notice's tokened reply address where there is one, so that a
+    bounce comes back naming its ticket.
+    """
+
+    def __init__(
+        self,
+        settings: OutboundSmtpSettings,
+        *,
+        clock: Callable[[], datetime],
+        sender_name: str = "Support",
+        timeout: float = 30.0,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.sender_name = sender_name
+        self.timeout = timeout
+
+    async def send(self, ack: Ack) -> None:
+        mail = compose(
+            ack, sender=self.settings.from_address, sender_name=self.sender_name, now=self.clock()
+        )
+        try:
+            await aiosmtplib.send(
+                mail,
+                sender=ack.reply_to or self.settings.from_address,
+                recipients=[ack.to],
+                hostname=self.settings.host,
+                port=self.settings.port,
+                timeout=self.timeout,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [r.code for r in exc.recipients]
+            text = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
+            if all(code >= 500 for code in codes):
+                raise PermanentChannelError(text) from exc
+            raise TransientChannelError(text) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            text = f"{exc.code} {exc.message}"
+            if exc.code >= 500:
+                raise PermanentChannelError(text) from exc
+            raise TransientChannelError(text) from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise TransientChannelError(f"{type(exc).__name__}: {exc}") from exc

@@ -74,6 +74,7 @@ async def build_pipeline(
         options=PipelineOptions(
             default_policy=settings.policy.name,
             follow_up_window=timedelta(hours=settings.pipeline.follow_up_window_hours),
+            suppress_after_bounce=timedelta(days=settings.pipeline.suppress_after_bounce_days),
         ),
         notifier=notifier,
     )

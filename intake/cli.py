@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from intake.config import Settings, load_settings
 from intake.errors import InputRefusedError, IntakeError
 from intake.messages import ChannelKind
 from intake.policy_file import load_policy
+from intake.serve import serve
 from intake.sla import answer, answer_line
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -155,6 +157,16 @@ def _read_input(path: str, max_bytes: int) -> bytes:
             return handle.read(max_bytes + 1)
     except OSError as exc:
         raise InputRefusedError(f"cannot read: {exc.strerror}") from None
+
+
+@main.command("serve")
+@config_option
+def serve_command(settings: Settings) -> None:
+    """Run every enabled channel until SIGINT or SIGTERM, then drain and exit 0."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(serve(settings))
 
 
 @main.group()

@@ -43,6 +43,8 @@ class ContactsSettings(_Section):
 class PipelineSettings(_Section):
     follow_up_window_hours: float = Field(default=24, gt=0)
     acks_per_sender_per_hour: int = Field(default=5, ge=0)
+    # An address that bounced hard gets no automatic mail for this long.
+    suppress_after_bounce_days: float = Field(default=30, ge=0)
     templates_dir: Path | None = None  # overrides any of intake/templates/*.j2 by name
     # HMAC key of the threading tokens; empty: one is made and kept in the database.
     secret: SecretStr = SecretStr("")
@@ -58,6 +60,10 @@ class SmtpSettings(_Section):
     port: int = Field(default=2525, ge=0, le=65535)
     domains: list[str] = ["support.example.com"]
     max_message_bytes: int = Field(default=26_214_400, ge=1024)
+    tls_cert: Path | None = None  # PEM certificate chain: offers STARTTLS when set
+    tls_key: Path | None = None
+    max_connections: int = Field(default=200, ge=1)
+    timeout_seconds: float = Field(default=300, gt=0)  # idle client is dropped after this
 
 
 class ImapSettings(_Section):

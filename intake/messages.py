@@ -43,7 +43,8 @@ class InboundMessage:
     subject: str = ""
     text: str = ""
     attachments: tuple[Attachment, ...] = ()
-    thread_hints: tuple[str, ...] = ()  # In-Reply-To, References, recipient addresses
+    references: tuple[str, ...] = ()  # In-Reply-To and References: the thread's Message-IDs
+    thread_hints: tuple[str, ...] = ()  # those and the recipient addresses (tokened replies)
     rfc_message_id: str | None = None  # the email's own Message-ID (for later threading)
     headers: tuple[tuple[str, str], ...] = ()  # what the classifier's machine-mail rules read
     envelope_sender: str | None = None  # SMTP MAIL FROM; "" is the null sender <>
@@ -56,6 +57,7 @@ class ReceiptStatus(StrEnum):
     ACCEPTED = "accepted"  # a new ticket
     FOLLOW_UP = "follow_up"  # added to an existing ticket
     DUPLICATE = "duplicate"  # seen before: nothing new stored or sent
+    REPORT = "report"  # a delivery report about one of our notices, kept on its ticket
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from intake import acks, references
 from intake.decide import Decision, Identity, add_months
 from intake.messages import InboundMessage
 from intake.policy import Policy
-from storage import outbox
+from storage import outbox, suppressions
 from storage.contacts import ContactRow
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,8 @@ class Notifier:
             "@" in recipient and recipient.rpartition("@")[2] in self.options.our_domains
         ):
             return "our own address"
+        if await suppressions.is_suppressed(session, recipient, self.clock()):
+            return "address suppressed after a hard bounce"
         since = self.clock() - timedelta(hours=1)
         if (
             await outbox.notices_to(session, recipient, since)
@@ -156,7 +158,8 @@ class Notifier:
     def _mail_payload(
         self, ticket_id: int, rendered: acks.Rendered, message: InboundMessage | None
     ) -> dict[str, Any]:
-        thread = [h.strip("<>") for h in (message.thread_hints if message else ()) if "@" in h]
+        thread = [r.strip("<>") for r in (message.references if message else ())]
+        thread = list(dict.fromkeys(r for r in thread if r))
         own_id = message.rfc_message_id if message else None
         return {
             "subject": rendered.subject,
@@ -166,7 +169,7 @@ class Notifier:
             "in_reply_to": own_id,
             "references": [*thread[-20:], *([own_id] if own_id else [])],
             "message_id": references.message_id(
-                self.secret, ticket_id, uuid.uuid4().int >> 80, self.options.message_domain
+                self.secret, ticket_id, uuid.uuid4().int >> 88, self.options.message_domain
             ),
             "reply_to": references.reply_address(self.secret, ticket_id, self.options.mailbox),
         }
@@ -180,7 +183,9 @@ class Notifier:
         organization: str,
     ) -> None:
         for nominee in nominees:
-            if nominee.email is None:
+            if nominee.email is None or await suppressions.is_suppressed(
+                session, nominee.email, self.clock()
+            ):
                 continue
             rendered = acks.render_endorse(
                 self.templates,

@@ -15,8 +15,9 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from classifier import Classification, RuleSet, classify
+from classifier import Classification, MachineKind, RuleSet, classify
 from intake import references
+from intake.bounces import delivery_reports
 from intake.decide import Identity, decide, support_period
 from intake.errors import TransientError
 from intake.identify import identify
@@ -24,7 +25,7 @@ from intake.messages import ChannelKind, InboundMessage, Receipt, ReceiptStatus
 from intake.notices import Notifier, first_line
 from intake.policy import Policy, compute_deadlines
 from intake.policy_file import load_policy
-from storage import contacts, tickets
+from storage import contacts, suppressions, tickets
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 class PipelineOptions:
     default_policy: str
     follow_up_window: timedelta = timedelta(hours=24)
+    suppress_after_bounce: timedelta = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,10 @@ class Pipeline:
             channel=channel,
             envelope_sender=message.envelope_sender,
         )
+        if found.machine_kind is MachineKind.BOUNCE:
+            report = await self._bounce(session, message)
+            if report is not None:
+                return report
         thread = await self._thread(session, message, identity)
         if thread is not None:
             await self._follow_up(session, thread, message, found)
@@ -107,6 +113,45 @@ class Pipeline:
         return await tickets.open_ticket_of_sender(
             session, message.sender, channel_of(message), since
         )
+
+    async def _bounce(self, session: AsyncSession, message: InboundMessage) -> Receipt | None:
+        """A delivery report about one of our notices: kept on its ticket, never a ticket.
+
+        Our envelope sender carries the ticket's token, so the report names it in its
+        recipient (SMTP) or its To: header (IMAP).
+        """
+        places = (*message.thread_hints, *(value for _, value in message.headers), message.text)
+        found = references.verified_tickets(self.notifier.secret, places)
+        ticket = await tickets.get_ticket(session, found[0]) if found else None
+        if ticket is None:
+            return None
+        await tickets.insert_message(session, ticket.id, message, direction="report")
+        reports = delivery_reports(message.text)
+        now = self.notifier.clock()
+        for delivery in reports:
+            if delivery.hard and "@" in delivery.recipient:
+                await suppressions.suppress(
+                    session,
+                    delivery.recipient,
+                    f"{delivery.status} {delivery.action} {delivery.diagnostic}".strip(),
+                    until=now + self.options.suppress_after_bounce,
+                    now=now,
+                )
+        decision = dict(ticket.decision)
+        decision["bounces"] = [
+            *decision.get("bounces", []),
+            *(
+                {
+                    "recipient": d.recipient,
+                    "status": d.status,
+                    "action": d.action,
+                    "at": message.received_at.isoformat(),
+                }
+                for d in reports
+            ),
+        ]
+        await tickets.update_ticket(session, ticket.id, decision=decision)
+        return Receipt(ReceiptStatus.REPORT, ticket.id, references.format_reference(ticket.id))
 
     async def _follow_up(
         self,

@@ -45,7 +45,7 @@ def tokened(secret: bytes, ticket_id: int) -> str:
 
 def message_id(secret: bytes, ticket_id: int, unique: int, domain: str) -> str:
     """Our Message-ID for one outgoing message (without angle brackets)."""
-    return f"{tokened(secret, ticket_id)}.{unique}@{domain}"
+    return f"{tokened(secret, ticket_id)}.{unique:x}@{domain}"
 
 
 def reply_address(secret: bytes, ticket_id: int, mailbox: str) -> str:

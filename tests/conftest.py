@@ -5,15 +5,12 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
+from reopenable import ReopenableStorage
 
-from intake.app import Storage
 from storage import db
 
 # CI and every machine of this kind run PostgreSQL here (trust auth, database `test`).
@@ -23,17 +20,6 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 def _async_url(dsn: str) -> str:
     return dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
-
-
-@dataclass(frozen=True)
-class ReopenableStorage(Storage):
-    """Storage that can be opened again, as a restarted process would."""
-
-    url: str = ""
-    engine_options: dict[str, Any] = field(default_factory=dict)
-
-    def reopen(self) -> AsyncEngine:
-        return db.create_engine(self.url, **self.engine_options)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

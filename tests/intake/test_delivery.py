@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from conftest import ReopenableStorage
+from reopenable import ReopenableStorage
 from sqlalchemy import select
 
 from intake.delivery import Deliverer, backoff

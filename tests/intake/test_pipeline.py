@@ -137,6 +137,7 @@ async def test_nominated_email_becomes_a_ticket_with_deadlines_and_an_ack(seeded
             "The PDF export shows error 500.",
             sender_name="Alice A.",
             message_id="orig-1@acme.example",
+            references=("older@acme.example",),
             thread_hints=("older@acme.example",),
         )
     )
