@@ -160,13 +160,16 @@ def _read_input(path: str, max_bytes: int) -> bytes:
 
 
 @main.command("serve")
+@click.option("--demo", is_flag=True, help="Demo contacts; notices print here, none go out.")
 @config_option
-def serve_command(settings: Settings) -> None:
+def serve_command(settings: Settings, demo: bool) -> None:
     """Run every enabled channel until SIGINT or SIGTERM, then drain and exit 0."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    asyncio.run(serve(settings))
+    # aiosmtpd logs every command at INFO, sender-controlled text included: ours say enough.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    asyncio.run(serve(settings, demo=demo))
 
 
 @main.group()

@@ -10,13 +10,16 @@ import asyncio
 import logging
 import signal
 import ssl
+import sys
 from collections.abc import Callable
+from importlib import resources
 
 from channels.smtp import SmtpChannel, SmtpReplier
 from intake import admin
 from intake.app import Storage, build_pipeline, open_storage, utc_now
 from intake.config import Settings, SmtpSettings
 from intake.delivery import Deliverer
+from intake.demo.sink import PrintingSink
 from intake.errors import ConfigError
 from intake.messages import Intake, Replier
 
@@ -73,7 +76,43 @@ class Service:
             await self._delivering
 
 
-async def serve(settings: Settings, *, on_ready: Callable[[Service], None] | None = None) -> None:
+DEMO_HINT = """Demo: SMTP for {domains} on {host}:{port}; acknowledgements print here.
+From another terminal, send a request as a demo customer:
+  python3 -m intake.demo.send --port {port} "Urgent: export fails" "It shows error 500."
+  intake tickets list
+Ctrl-C stops."""
+
+
+async def serve(settings: Settings, *, demo: bool = False) -> None:
+    """Run until SIGTERM/SIGINT. `demo`: demo contacts, and a printing sink as the relay."""
+    if not demo:
+        await _serve(settings)
+        return
+    sink = PrintingSink(sys.stdout)
+    await sink.start()
+    try:
+        outbound = settings.outbound.smtp.model_copy(
+            update={"host": "127.0.0.1", "port": sink.port}
+        )
+        with resources.as_file(resources.files("intake.demo") / "contacts.toml") as contacts:
+            settings = settings.model_copy(
+                update={
+                    "outbound": settings.outbound.model_copy(update={"smtp": outbound}),
+                    "contacts": settings.contacts.model_copy(update={"file": contacts}),
+                }
+            )
+            await _serve(settings, on_ready=lambda service: print(_hint(settings, service)))
+    finally:
+        await sink.stop()
+
+
+def _hint(settings: Settings, service: Service) -> str:
+    domains = settings.smtp.domains
+    port = service.channels[0].port if service.channels else settings.smtp.port
+    return DEMO_HINT.format(domains=", ".join(domains), host=settings.smtp.host, port=port)
+
+
+async def _serve(settings: Settings, *, on_ready: Callable[[Service], None] | None = None) -> None:
     async with open_storage(settings) as storage:
         if settings.contacts.file is not None:
             summary = await admin.import_contacts(
