@@ -166,8 +166,10 @@ def render_endorse(
     requester: str,
     organization: str,
     channel: ChannelKind,
+    acknowledgement: str,
 ) -> Rendered:
     text = env.get_template("endorse.txt.j2").render(
+        acknowledgement=acknowledgement,
         name=nominee,
         requester=requester,
         organization=organization,

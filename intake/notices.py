@@ -60,13 +60,24 @@ class Notifier:
     ) -> None:
         """Queue what a new ticket sends: `nominees` are asked to endorse it, if flagged."""
         reference = references.format_reference(ticket_id)
+        rendered = self._render_ack(ticket_id, message, identity, found, policy, decision)
         why_not = await self.no_ack_reason(session, message, found)
         if why_not is None:
-            await self._ack(session, ticket_id, message, identity, found, policy, decision)
+            await outbox.enqueue(
+                session,
+                ticket_id=ticket_id,
+                kind="ack",
+                channel=str(message.channel),
+                recipient=(message.reply_to or message.sender).lower(),
+                payload=self._mail_payload(ticket_id, rendered, message),
+                now=self.clock(),
+            )
         else:
             log.info("no acknowledgement for %s: %s", reference, why_not)
         if nominees:
-            await self._endorse(session, ticket_id, message, nominees, identity.organization or "")
+            await self._endorse(
+                session, ticket_id, message, nominees, identity.organization or "", rendered.text
+            )
         reasons = _alert_reasons(found, decision)
         if reasons:
             deadlines = decision.deadlines
@@ -115,26 +126,23 @@ class Notifier:
             return "rate limit for this sender"
         return None
 
-    async def _ack(
+    def _render_ack(
         self,
-        session: AsyncSession,
         ticket_id: int,
         message: InboundMessage,
         identity: Identity,
         found: Classification,
         policy: Policy,
         decision: Decision,
-    ) -> None:
-        reference = references.format_reference(ticket_id)
+    ) -> acks.Rendered:
         support_end = None
         if policy.support_period_months and identity.support_start:
-            support_end = add_months(
-                identity.support_start, policy.support_period_months
-            ).isoformat()
-        rendered = acks.render_ack(
+            end = add_months(identity.support_start, policy.support_period_months)
+            support_end = end.isoformat()
+        return acks.render_ack(
             self.templates,
             policy=policy,
-            reference=reference,
+            reference=references.format_reference(ticket_id),
             identity=identity,
             channel=message.channel,
             subject=message.subject,
@@ -143,16 +151,6 @@ class Notifier:
             found=found,
             decision=decision,
             support_end=support_end,
-        )
-        payload = self._mail_payload(ticket_id, rendered, message)
-        await outbox.enqueue(
-            session,
-            ticket_id=ticket_id,
-            kind="ack",
-            channel=str(message.channel),
-            recipient=(message.reply_to or message.sender).lower(),
-            payload=payload,
-            now=self.clock(),
         )
 
     def _mail_payload(
@@ -181,6 +179,7 @@ class Notifier:
         message: InboundMessage,
         nominees: list[ContactRow],
         organization: str,
+        acknowledgement: str,
     ) -> None:
         for nominee in nominees:
             if nominee.email is None or await suppressions.is_suppressed(
@@ -195,6 +194,7 @@ class Notifier:
                 requester=message.sender_name or message.sender,
                 organization=organization,
                 channel=message.channel,
+                acknowledgement=acknowledgement,
             )
             await outbox.enqueue(
                 session,
@@ -219,6 +219,11 @@ class Notifier:
             ("telegram", str(chat)) for chat in self.options.notify_telegram
         ]
         for channel, recipient in targets:
+            if channel == "email" and await suppressions.is_suppressed(
+                session, recipient, self.clock()
+            ):
+                log.warning("alert for %s not mailed to %r: it bounced hard", ticket_id, recipient)
+                continue
             await outbox.enqueue(
                 session,
                 ticket_id=ticket_id,

@@ -103,6 +103,32 @@ async def test_never_a_relay(server: SmtpChannel) -> None:
     assert error.code == 550
 
 
+async def test_too_many_recipients(server: SmtpChannel) -> None:
+    recipients = [f"r{n}@support.example.com" for n in range(101)]
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=server.port) as client:
+        await client.ehlo()
+        await client.mail("alice@customer.example")
+        for address in recipients[:100]:
+            await client.rcpt(address)
+        with pytest.raises(aiosmtplib.SMTPRecipientRefused) as too_many:
+            await client.rcpt(recipients[100])
+    assert too_many.value.code == 452
+
+
+async def test_unparseable_mail_is_still_a_flagged_ticket(
+    storage: Storage, server: SmtpChannel
+) -> None:
+    noise = bytes(range(1, 256)).replace(b"\n", b"").replace(b"\r", b"").replace(b":", b"")
+    junk = b"\r\n".join(noise[i : i + 60] for i in range(0, len(noise), 60)) * 3
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=server.port) as client:
+        await client.sendmail("x@customer.example", ["support@support.example.com"], junk)
+    async with storage.sessions() as session:
+        ticket = await session.scalar(select(Ticket))
+        raw = await session.scalar(select(Message.raw))
+    assert ticket is not None and "unparseable" in ticket.flags
+    assert raw is not None and len(raw) > 0
+
+
 async def test_size_is_advertised_and_enforced(server: SmtpChannel) -> None:
     async with aiosmtplib.SMTP(hostname="127.0.0.1", port=server.port) as client:
         await client.ehlo()

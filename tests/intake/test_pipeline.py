@@ -16,7 +16,7 @@ from intake.app import Storage
 from intake.messages import ChannelKind, InboundMessage, ReceiptStatus
 from intake.notices import NoticeOptions, Notifier
 from intake.pipeline import Pipeline, PipelineOptions
-from storage import contacts
+from storage import contacts, suppressions
 from storage.models import Message, Outbox, Ticket
 
 NOW = datetime(2026, 3, 10, 10, 0, tzinfo=UTC)  # a Tuesday, inside every window
@@ -203,6 +203,8 @@ async def test_known_colleague_on_a_nominated_channel(seeded: Storage) -> None:
     ]
     [endorse] = await notices(seeded, "endorse")
     assert endorse.recipient == "alice@acme.example"
+    assert "copy of the acknowledgement" in endorse.payload["text"]
+    assert "we have received your request" in endorse.payload["text"]
     assert "Bob" in endorse.payload["text"] or "bob@acme.example" in endorse.payload["text"]
 
 
@@ -415,6 +417,15 @@ async def test_no_ack_to_machines_or_ourselves(
     receipt = await pipeline(seeded)(mail("alice@acme.example", "Hello", **fields))
     assert receipt.status is ReceiptStatus.ACCEPTED, why
     assert not await notices(seeded, "ack"), why
+
+
+async def test_suppressed_addresses_get_no_automatic_mail(seeded: Storage) -> None:
+    async with seeded.sessions.begin() as session:
+        for address in ("alice@acme.example", "oncall@vendor.example"):
+            await suppressions.suppress(session, address, "5.1.1", until=NOW + timedelta(days=1),
+                                        now=NOW)  # fmt: skip
+    await pipeline(seeded)(mail("alice@acme.example", "URGENT: all users are down"))
+    assert await notices(seeded) == []  # no ack, and the agent alert address bounced too
 
 
 async def test_acks_per_sender_are_rate_limited(seeded: Storage) -> None:
