@@ -14,7 +14,10 @@ import sys
 from collections.abc import Callable
 from importlib import resources
 
+from sqlalchemy import text
+
 from channels.smtp import SmtpChannel, SmtpReplier
+from channels.web import RoutesFactory, WebChannel
 from intake import admin
 from intake.app import Storage, build_pipeline, open_storage, utc_now
 from intake.config import Settings, SmtpSettings
@@ -37,6 +40,11 @@ def smtp_tls(settings: SmtpSettings) -> ssl.SSLContext | None:
     return context
 
 
+def web_routes(settings: Settings) -> list[RoutesFactory]:
+    """The routes each enabled wire adds to the web app."""
+    return []
+
+
 class Service:
     """The running product: channels in, deliverer out."""
 
@@ -44,7 +52,7 @@ class Service:
         self.settings = settings
         self.storage = storage
         self.intake = intake
-        self.channels: list[SmtpChannel] = []
+        self.channels: list[SmtpChannel | WebChannel] = []
         self.stopping = asyncio.Event()
         repliers: dict[str, Replier] = {
             "email": SmtpReplier(settings.outbound.smtp, clock=utc_now),
@@ -64,9 +72,18 @@ class Service:
                     timeout=smtp.timeout_seconds,
                 )
             )
+        if self.settings.web.enabled:
+            self.channels.append(
+                WebChannel(self.settings.web, web_routes(self.settings), health_check=self.ping)
+            )
         for channel in self.channels:
             await channel.start(self.intake)
         self._delivering = asyncio.create_task(self.deliverer.run(self.stopping))
+
+    async def ping(self) -> None:
+        """What /healthz asks: does the database answer?"""
+        async with self.storage.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
 
     async def stop(self) -> None:
         for channel in reversed(self.channels):
