@@ -19,9 +19,10 @@ from typing import Any, TypeVar
 
 import click
 
+from channels.imap import BackfillResult, backfill
 from classifier import load_rules
 from intake import admin
-from intake.app import Storage, open_storage
+from intake.app import Storage, build_pipeline, open_storage, utc_now
 from intake.classify_files import classify_input
 from intake.config import Settings, load_settings
 from intake.errors import InputRefusedError, IntakeError
@@ -170,6 +171,34 @@ def serve_command(settings: Settings, demo: bool) -> None:
     # aiosmtpd logs every command at INFO, sender-controlled text included: ours say enough.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     asyncio.run(serve(settings, demo=demo))
+
+
+@main.group()
+def imap() -> None:
+    """The IMAP mailbox the product polls."""
+
+
+@imap.command("backfill")
+@click.option(
+    "--since",
+    required=True,
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Re-read messages dated from this day (YYYY-MM-DD) on.",
+)
+@config_option
+def imap_backfill(settings: Settings, since: datetime) -> None:
+    """Re-read a date range after a long outage; stored messages are skipped by Message-ID."""
+
+    async def run(storage: Storage) -> BackfillResult:
+        pipeline = await build_pipeline(settings, storage)
+        return await backfill(settings.imap, pipeline, since.date(), utc_now)
+
+    result = asyncio.run(_with_storage(settings, run))
+    click.echo(
+        f"seen {result.seen}, accepted {result.accepted}, duplicates {result.duplicates}, "
+        f"refused {result.refused}",
+        err=True,
+    )
 
 
 @main.group()

@@ -79,6 +79,18 @@ class Intake(Protocol):
     async def __call__(self, message: InboundMessage) -> Receipt: ...
 
 
+class Channel(Protocol):
+    """The inbound side of one wire (SMTP, IMAP, the web app, Telegram polling)."""
+
+    name: str
+
+    async def start(self, intake: Intake) -> None:
+        """Bind or connect; return once serving. Raise if that is impossible."""
+
+    async def stop(self) -> None:
+        """Stop accepting, finish what was accepted (its receipts), and close."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ack:
     """One outbound notice (acknowledgement, endorsement request, agent alert) to deliver."""

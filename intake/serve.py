@@ -16,6 +16,7 @@ from importlib import resources
 
 from sqlalchemy import text
 
+from channels.imap import ImapChannel
 from channels.smtp import SmtpChannel, SmtpReplier
 from channels.web import RoutesFactory, WebChannel
 from intake import admin
@@ -24,7 +25,7 @@ from intake.config import Settings, SmtpSettings
 from intake.delivery import Deliverer
 from intake.demo.sink import PrintingSink
 from intake.errors import ConfigError
-from intake.messages import Intake, Replier
+from intake.messages import Channel, Intake, Replier
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class Service:
         self.settings = settings
         self.storage = storage
         self.intake = intake
-        self.channels: list[SmtpChannel | WebChannel] = []
+        self.channels: list[Channel] = []
         self.stopping = asyncio.Event()
         repliers: dict[str, Replier] = {
             "email": SmtpReplier(settings.outbound.smtp, clock=utc_now),
@@ -72,6 +73,8 @@ class Service:
                     timeout=smtp.timeout_seconds,
                 )
             )
+        if self.settings.imap.enabled:
+            self.channels.append(ImapChannel(self.settings.imap, self.storage.sessions, utc_now))
         if self.settings.web.enabled:
             self.channels.append(
                 WebChannel(self.settings.web, web_routes(self.settings), health_check=self.ping)
@@ -125,7 +128,8 @@ async def serve(settings: Settings, *, demo: bool = False) -> None:
 
 def _hint(settings: Settings, service: Service) -> str:
     domains = settings.smtp.domains
-    port = service.channels[0].port if service.channels else settings.smtp.port
+    smtp = [c for c in service.channels if isinstance(c, SmtpChannel)]
+    port = smtp[0].port if smtp else settings.smtp.port
     return DEMO_HINT.format(domains=", ".join(domains), host=settings.smtp.host, port=port)
 
 

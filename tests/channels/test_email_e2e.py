@@ -71,6 +71,7 @@ def settings_for(domain: str, outbound_port: int, smtp_port: int = 0) -> Setting
     values: dict[str, Any] = {
         "policy": {"name": "four-tier"},
         "smtp": {"host": "127.0.0.1", "port": smtp_port, "domains": [domain]},
+        "web": {"enabled": False},
         "outbound": {"smtp": {"host": "127.0.0.1", "port": outbound_port,
                               "from": f"support@{domain}"}},
     }  # fmt: skip
@@ -242,7 +243,7 @@ def test_serve_drains_on_sigterm_and_exits_zero(tmp_path: Path) -> None:
     config.write_text(
         f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/intake.db"\n'
         f'[smtp]\nport = {port}\ndomains = ["support.example.com"]\n'
-        "[outbound.smtp]\nport = 9\n",
+        "[outbound.smtp]\nport = 9\n[web]\nenabled = false\n",
         encoding="utf-8",
     )
     log = (tmp_path / "serve.log").open("w")

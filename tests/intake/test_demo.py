@@ -18,7 +18,8 @@ def free_port() -> int:
 
 def test_demo_acknowledges_a_request(tmp_path: Path) -> None:
     port = free_port()
-    (tmp_path / "intake.toml").write_text(f"[smtp]\nport = {port}\n", encoding="utf-8")
+    config = f"[smtp]\nport = {port}\n[web]\nport = {free_port()}\n"
+    (tmp_path / "intake.toml").write_text(config, encoding="utf-8")
     out = (tmp_path / "out.txt").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "intake.cli", "serve", "--demo"],
