@@ -21,10 +21,12 @@ from typing import Any
 import aiosmtplib
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from dovecot import Dovecot
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from intake.app import Storage, build_pipeline
-from intake.config import Settings
+from intake.config import ImapSettings, Settings, SmtpSettings
 from intake.serve import Service
 from storage import db
 from storage.models import Outbox, Suppression, Ticket
@@ -280,3 +282,33 @@ def test_serve_drains_on_sigterm_and_exits_zero(tmp_path: Path) -> None:
 
 async def aiosmtplib_send(mail: EmailMessage, port: int) -> None:
     await aiosmtplib.send(mail, hostname="127.0.0.1", port=port)
+
+
+async def test_mail_through_dovecot_is_acknowledged(
+    storage: Storage, sink: Sink, dovecot: Dovecot
+) -> None:
+    settings = settings_for("support.example.com", sink.port).model_copy(
+        update={
+            "smtp": SmtpSettings(enabled=False),
+            "imap": ImapSettings(
+                enabled=True, host="127.0.0.1", port=dovecot.port, ssl=False, user=dovecot.user,
+                password=SecretStr(dovecot.password), poll_seconds=0.2, idle_seconds=2,
+            ),
+        }
+    )  # fmt: skip
+    service = await running(settings, storage)
+    try:
+        dovecot.deliver(customer_mail("Import stuck").as_bytes())
+        await sink.wait_for(1)
+    finally:
+        await service.stop()
+    envelope, ack = sink.received[0]
+    assert envelope.rcpt_tos == ["alice@customer.example"]
+    assert str(ack["Subject"]).endswith("] Re: Import stuck")
+    assert ack["In-Reply-To"] == "<c1@customer.example>"
+    with dovecot.client() as client:
+        client.select_folder("INBOX")
+        assert client.search(["UNSEEN"]) == []  # confirmed only after the commit
+    async with storage.sessions() as session:
+        [ticket] = list(await session.scalars(select(Ticket)))
+    assert ticket.subject == "Import stuck"
