@@ -98,6 +98,7 @@ class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     public_url: str = "https://support.example.com"
+    callback_per_hour: int = Field(default=5, ge=1)  # form submissions per client address
 
 
 class NotifySettings(_Section):

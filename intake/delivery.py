@@ -80,7 +80,9 @@ class Deliverer:
     async def _deliver(self, item: OutboxItem) -> None:
         replier = self.repliers.get(item.channel)
         if replier is None:
-            await self._retry(item, f"no replier for channel {item.channel}")
+            # That channel is not configured here: waiting would not help, so say so.
+            async with self.sessions.begin() as session:
+                await outbox.mark_failed(session, item.id, f"channel {item.channel} not enabled")
             return
         try:
             await replier.send(to_ack(item))

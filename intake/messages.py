@@ -40,6 +40,7 @@ class InboundMessage:
     sender: str  # addr-spec lower-cased / E.164 / "tg:<user_id>"
     sender_name: str = ""
     reply_to: str = ""  # where the acknowledgement goes, when not `sender` (Reply-To)
+    ack_channel: ChannelKind | None = None  # how it goes, when not `channel` (web form: email)
     subject: str = ""
     text: str = ""
     attachments: tuple[Attachment, ...] = ()

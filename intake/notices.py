@@ -67,7 +67,7 @@ class Notifier:
                 session,
                 ticket_id=ticket_id,
                 kind="ack",
-                channel=str(message.channel),
+                channel=str(message.ack_channel or message.channel),
                 recipient=(message.reply_to or message.sender).lower(),
                 payload=self._mail_payload(ticket_id, rendered, message),
                 now=self.clock(),

@@ -30,6 +30,12 @@ from storage import contacts, suppressions, tickets
 log = logging.getLogger(__name__)
 
 
+# Channels where a sender's next message within the window continues the conversation.
+CONVERSATION_CHANNELS = frozenset(
+    {ChannelKind.WHATSAPP, ChannelKind.SMS, ChannelKind.TELEGRAM, ChannelKind.VOICE}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class PipelineOptions:
     default_policy: str
@@ -109,6 +115,8 @@ class Pipeline:
         if message.channel is ChannelKind.EMAIL:
             ids = [h.strip("<>") for h in message.thread_hints if "@" in h]
             return await tickets.ticket_by_message_ids(session, ids)
+        if message.channel not in CONVERSATION_CHANNELS:
+            return None  # each web form submission is a request of its own
         since = message.received_at - self.options.follow_up_window
         return await tickets.open_ticket_of_sender(
             session, message.sender, channel_of(message), since

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import signal
 import ssl
 import sys
@@ -16,6 +17,7 @@ from importlib import resources
 
 from sqlalchemy import text
 
+from channels.callback import CallbackForm
 from channels.imap import ImapChannel
 from channels.smtp import SmtpChannel, SmtpReplier
 from channels.web import RoutesFactory, WebChannel
@@ -41,15 +43,26 @@ def smtp_tls(settings: SmtpSettings) -> ssl.SSLContext | None:
     return context
 
 
-def web_routes(settings: Settings) -> list[RoutesFactory]:
+def web_routes(settings: Settings, secret: bytes) -> list[RoutesFactory]:
     """The routes each enabled wire adds to the web app."""
-    return []
+    form = CallbackForm(
+        secret,
+        clock=utc_now,
+        default_region=settings.contacts.default_region,
+        per_hour=settings.web.callback_per_hour,
+        secure_cookie=settings.web.public_url.startswith("https://"),
+    )
+    return [form.routes]
 
 
 class Service:
     """The running product: channels in, deliverer out."""
 
-    def __init__(self, settings: Settings, storage: Storage, intake: Intake) -> None:
+    def __init__(
+        self, settings: Settings, storage: Storage, intake: Intake, *, secret: bytes = b""
+    ) -> None:
+        # The shared secret signs form tokens; without one they are valid on this node only.
+        self.secret = secret or secrets.token_bytes(32)
         self.settings = settings
         self.storage = storage
         self.intake = intake
@@ -77,7 +90,11 @@ class Service:
             self.channels.append(ImapChannel(self.settings.imap, self.storage.sessions, utc_now))
         if self.settings.web.enabled:
             self.channels.append(
-                WebChannel(self.settings.web, web_routes(self.settings), health_check=self.ping)
+                WebChannel(
+                    self.settings.web,
+                    web_routes(self.settings, self.secret),
+                    health_check=self.ping,
+                )
             )
         for channel in self.channels:
             await channel.start(self.intake)
@@ -145,7 +162,8 @@ async def _serve(settings: Settings, *, on_ready: Callable[[Service], None] | No
             log.info(
                 "contacts: %d organizations, %d changes", summary.organizations, summary.changed
             )
-        service = Service(settings, storage, await build_pipeline(settings, storage))
+        pipeline = await build_pipeline(settings, storage)
+        service = Service(settings, storage, pipeline, secret=pipeline.notifier.secret)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
