@@ -20,7 +20,7 @@ import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from email.errors import HeaderParseError
 from email.header import decode_header
 from email.message import Message
@@ -61,6 +61,21 @@ _TAG = re.compile(r"<[^>]*>")
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*>")
 _BOUNDARY_PARAM = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))', re.I)
 _DELIMITER = re.compile(rb"^--([^\r\n]{1,210})", re.M)
+# The shapes most mail takes, read here directly; everything else goes through the stdlib,
+# whose general parsers cost 10-30 us a call (see _charset, _part_filename and _date).
+_SIMPLE_CTYPE = re.compile(
+    r'\s*[a-z0-9.+-]+/[a-z0-9.+-]+(?:\s*;\s*[a-z0-9-]+=(?:"[\w.:+-]*"|[\w.:+-]+))*\s*;?\s*',
+    re.I | re.A,
+)
+_SIMPLE_PARAM = re.compile(r';\s*([a-z0-9-]+)="?([\w.:+-]*)', re.I | re.A)
+_SIMPLE_DATE = re.compile(
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(\d{1,2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct"
+    r"|Nov|Dec) ([1-9]\d{3}) (\d\d):(\d\d)(?::(\d\d))? ([+-])(\d\d)(\d\d)(?: \([^()]*\))?",
+    re.A,
+)
+_MONTHS = {name: number for number, name in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+)}  # fmt: skip
 
 # Labels that mail clients write but mean a superset (WHATWG Encoding does the same).
 _SUPERSETS = {
@@ -187,7 +202,7 @@ class _Walk:
                 return self._alternative(children, depth, keep_text)
             return [chunk for child in children for chunk in self.body(child, depth + 1, keep_text)]
         disposition = part.get_content_disposition()
-        filename = part.get_filename()
+        filename = _part_filename(part)
         is_text = ctype in ("text/plain", "text/html") or ctype.startswith("multipart/")
         if is_text and disposition != "attachment" and filename is None:
             return [self._text(part, ctype)] if keep_text else []
@@ -228,7 +243,7 @@ class _Walk:
     def _text(self, part: Message, ctype: str) -> str:
         data = part.get_payload(decode=True)
         raw = data if isinstance(data, bytes) else b""
-        text, problems = _decode_bytes(raw, part.get_content_charset())
+        text, problems = _decode_bytes(raw, _charset(part))
         for problem in problems:
             self.flag(problem)
         text = _TEXT_JUNK.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
@@ -354,14 +369,19 @@ def _headers(message: Message, walk: _Walk) -> tuple[tuple[str, str], ...]:
             walk.flag("truncated-headers")
         budget -= min(len(value), _MAX_HEADER_CHARS)
         text = _header_text(value, limit=_MAX_HEADER_CHARS)[:_MAX_HEADER_CHARS]
-        result.append((_LINE_JUNK.sub("", _fix_8bit(name))[:200], text))
+        if not (name.isascii() and name.isprintable()):  # only such a name needs cleaning
+            name = _LINE_JUNK.sub("", _fix_8bit(name))
+        result.append((name[:200], text))
     return tuple(result)
 
 
 def _header_text(value: str, limit: int = 2 * _MAX_SUBJECT_CHARS) -> str:
     """A header value as one line of text: unfolded, encoded words decoded, no controls."""
+    text = str(value)[:limit]
+    if text.isascii() and text.isprintable() and "=?" not in text:
+        return text  # most headers: nothing to unfold, decode or remove
     # RFC 5322 2.2.3: unfolding removes the CRLF only; the following blank stays.
-    text = _fix_8bit(str(value)[:limit]).replace("\r", "").replace("\n", "")
+    text = _fix_8bit(text).replace("\r", "").replace("\n", "")
     if "=?" in text:
         text = _decode_words(text)
     return _LINE_JUNK.sub(" ", text)
@@ -455,13 +475,53 @@ def _ids(value: str | None) -> tuple[str, ...]:
 def _date(value: str | None, walk: _Walk) -> datetime | None:
     if value is None:
         return None
+    text = _fold(str(value)[:200])
+    simple = _SIMPLE_DATE.fullmatch(text)
     try:
-        parsed = parsedate_to_datetime(_fold(str(value)[:200]))
+        if simple is not None and simple.group(7, 8, 9) != ("-", "00", "00"):  # "-0000": see below
+            parsed = _simple_date(simple)
+        else:
+            parsed = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):
         walk.flag("bad-date")
         return None
     # RFC 5322 3.3: "-0000" means the zone is unknown; UTC is the only honest reading.
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _simple_date(match: re.Match[str]) -> datetime:
+    """What parsedate_to_datetime returns for an RFC 5322 date, 5x faster."""
+    day, month, year, hour, minute, second, sign, zone_hours, zone_minutes = match.groups()
+    offset = int(zone_hours) * 3600 + int(zone_minutes) * 60
+    zone = timezone(timedelta(seconds=-offset if sign == "-" else offset))
+    return datetime(
+        int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second or 0), tzinfo=zone
+    )
+
+
+def _part_filename(part: Message) -> str | None:
+    """part.get_filename(), which parses both headers' parameters in full (about 20 us),
+    skipped when neither header mentions a name parameter."""
+    for header in ("content-disposition", "content-type"):
+        value = part.get(header)
+        if value is not None and "name" in str(value).lower():
+            return part.get_filename()
+    return None
+
+
+def _charset(part: Message) -> str | None:
+    """part.get_content_charset(), which parses the parameters in full (about 30 us), read
+    directly from the common `type/subtype; charset="x"` shapes."""
+    value = part.get("content-type")
+    if value is None or "charset" not in str(value).lower():
+        return None
+    if _SIMPLE_CTYPE.fullmatch(str(value)):
+        params: list[tuple[str, str]] = _SIMPLE_PARAM.findall(str(value))
+        for name, token in params:
+            if name.lower() == "charset":
+                return token.lower()
+    charset: str | None = part.get_content_charset()
+    return charset
 
 
 def _filename(value: str | None) -> str:

@@ -9,7 +9,14 @@ from collections.abc import Sequence
 from classifier import signals
 from classifier.document import make_document
 from classifier.machine import detect_machine
-from classifier.model import MAIL_CHANNEL, PROBLEM_CATEGORIES, Classification, Evidence
+from classifier.model import (
+    MAIL_CHANNEL,
+    PROBLEM_CATEGORIES,
+    Category,
+    Classification,
+    Evidence,
+    MachineKind,
+)
 from classifier.ruleset import RuleSet
 from classifier.text import own_text
 
@@ -43,11 +50,18 @@ def classify(
     tier, tier_evidence = signals.subject_priority(document, rules)
     header_evidence = _header_priority(headers) if is_mail else []
     explicit, explicit_evidence = signals.explicit_severity(document, rules)
-    category, category_evidence = signals.categorize(document, rules)
-    severity, severity_evidence = signals.severity(document, rules, category, explicit)
     kind, machine_evidence = (
         detect_machine(document, headers, envelope_sender, rules) if is_mail else (None, [])
     )
+    # Mail a machine wrote (auto-replies, bounces, bulk, notifications) is nobody's problem
+    # report: no category, severity or missing information. List mail is a person's words.
+    category: Category = Category.OTHER
+    category_evidence: list[Evidence] = []
+    severity: int | None = None
+    severity_evidence: list[Evidence] = []
+    if kind is None or kind is MachineKind.LIST:
+        category, category_evidence = signals.categorize(document, rules)
+        severity, severity_evidence = signals.severity(document, rules, category, explicit)
     missing: tuple[str, ...] = ()
     info_evidence: list[Evidence] = []
     if category in PROBLEM_CATEGORIES:

@@ -217,7 +217,15 @@ def _group(rules: Sequence[Rule]) -> RuleGroup:
         ordered,
         re.compile(alternation, re.MULTILINE),
         re.compile("|".join(f"(?:{rule.pattern})" for rule in ordered), re.MULTILINE),
-        MappingProxyType({key: tuple(orders) for key, orders in by_anchor.items()}),
+        MappingProxyType(
+            {
+                key: re.compile(
+                    "|".join(f"(?P<r{order}>{ordered[order].pattern})" for order in orders),
+                    re.MULTILINE,
+                )
+                for key, orders in by_anchor.items()
+            }
+        ),
         MappingProxyType({key: tuple(orders) for key, orders in by_trigger.items()}),
         tuple(
             order

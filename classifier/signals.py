@@ -78,9 +78,22 @@ def _evidence(document: Document, signal: str, hit: Hit) -> Evidence:
 
 
 def urgency(document: Document, rules: RuleSet) -> tuple[bool, list[Evidence]]:
-    """Whether the sender's own subject or text carries an urgent marker."""
-    evidence = [_evidence(document, "urgent", hit) for hit in hits(document, rules.urgent, rules)]
+    """Whether the sender's own subject or text carries an urgent marker. A subject that an
+    auto-responder or a bounce echoes ("Automatic reply: URGENT: ...", "Undeliverable: Re:
+    Urgent ...") is someone else's: its markers do not count."""
+    found = list(hits(document, rules.urgent, rules))
+    if any(match.start() < document.subject_end for _, match in found) and _echoed(document, rules):
+        found = [hit for hit in found if hit[1].start() >= document.subject_end]
+    evidence = [_evidence(document, "urgent", hit) for hit in found]
     return bool(evidence), evidence
+
+
+def _echoed(document: Document, rules: RuleSet) -> bool:
+    """Whether the subject is a machine's echo of another message's subject."""
+    return any(
+        group.match(document.folded, document.subject_end) is not None
+        for group in (rules.auto_reply_subject, rules.bounce_subject)
+    )
 
 
 def subject_priority(document: Document, rules: RuleSet) -> tuple[str | None, list[Evidence]]:

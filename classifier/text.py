@@ -81,23 +81,28 @@ _SIGN_OFF = (
     r"|groeten|mvg|cordiali saluti|distinti saluti|grazie|pozdrawiam|z powazaniem)"
     r"[ \t]*[,.!]*[ \t]*$"
 )
-_CUT = re.compile(
-    rf"(?P<cut>{_SEPARATOR}|{_OUTLOOK_HEADER}|{_MOBILE_FOOTER}|{_DISCLAIMER})|(?P<sign_off>{_SIGN_OFF})",
-    re.MULTILINE,
+# Every alternative starts at a line start; the leading "^" repeats that once for them all, so
+# `re` gives up on a position inside a line after one test instead of one per alternative
+# (4x faster; the matches are the same).
+_CUTS = (
+    rf"(?P<cut>{_SEPARATOR}|{_OUTLOOK_HEADER}|{_MOBILE_FOOTER}|{_DISCLAIMER})"
+    rf"|(?P<sign_off>{_SIGN_OFF})"
 )
+_CUT = re.compile(rf"^(?:{_CUTS})", re.MULTILINE)
 # The attribution pattern is the costly one (it reads every line up to its end); most
 # messages have no attribution verb at all, and a plain literal search says so quickly.
-_CUT_WITH_ATTRIBUTION = re.compile(rf"{_CUT.pattern}|(?P<attribution>{_ATTRIBUTION})", re.MULTILINE)
-_ATTRIBUTION_VERB = re.compile(
-    r"wrote|napsal|napisal|schrieb|a ecrit|escribio|schreef|ha scritto|skrev|написал"
-)
+_CUT_WITH_ATTRIBUTION = re.compile(rf"^(?:{_CUTS}|(?P<attribution>{_ATTRIBUTION}))", re.MULTILINE)
+_ATTRIBUTION_VERBS = (  # "in" tests: 3x faster than one alternation of them
+    "wrote", "napsal", "napisal", "schrieb", "a ecrit", "escribio", "schreef", "ha scritto",
+    "skrev", "написал",
+)  # fmt: skip
 # Lines dropped wherever they are: quoted lines and the "external sender" banners gateways
 # put on top of a message.
-_DROPPED_LINE = re.compile(
-    r"^[ \t]*>[^\n]*(?:\n|\Z)"
-    r"|^[ \t]*[\[(]?(?:external|caution|warning|upozorneni|achtung)[\])]?[ \t]*:?[^\n]*"
+_DROPPED_LINE = re.compile(  # "^" hoisted for speed, as in _CUT
+    r"^(?:[ \t]*>[^\n]*(?:\n|\Z)"
+    r"|[ \t]*[\[(]?(?:external|caution|warning|upozorneni|achtung)[\])]?[ \t]*:?[^\n]*"
     r"\b(?:outside (?:of )?(?:the |your )?organi[sz]ation|external sender|externi odesilatel"
-    r"|externen absender|ausserhalb ihrer organisation)[^\n]*(?:\n|\Z)",
+    r"|externen absender|ausserhalb ihrer organisation)[^\n]*(?:\n|\Z))",
     re.MULTILINE,
 )
 _NEXT_CONTENT = re.compile(r"\s*(\S)")
@@ -125,7 +130,8 @@ def _cut(folded: str) -> tuple[int, list[tuple[int, int]]]:
     """Where the own text ends, and the attribution lines above quotes to drop before it."""
     first_line_end = _first_line_end(folded)
     dropped: list[tuple[int, int]] = []
-    cut = _CUT_WITH_ATTRIBUTION if _ATTRIBUTION_VERB.search(folded) else _CUT
+    has_verb = any(verb in folded for verb in _ATTRIBUTION_VERBS)
+    cut = _CUT_WITH_ATTRIBUTION if has_verb else _CUT
     for match in cut.finditer(folded):
         kind = match.lastgroup
         if kind == "sign_off" and match.start() < first_line_end:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from classifier import Classification, MachineKind
+from classifier import Category, Classification, MachineKind
 
 Classify = Callable[..., Classification]  # the `run` fixture (conftest.py)
 
@@ -173,3 +173,23 @@ def test_chat_channels_are_never_machine_mail_by_headers(run: Classify) -> None:
     )
     assert (result.auto_generated, result.machine_kind) == (False, None)
     assert not [item for item in result.evidence if item.signal == "auto_generated"]
+
+
+def test_machine_written_mail_has_no_category_or_severity(run: Classify) -> None:
+    bounce = run(
+        "Undeliverable: production down",
+        "Delivery has failed. The server is down, all users affected.",
+        [("Content-Type", "multipart/report; report-type=delivery-status")],
+    )
+    assert bounce.auto_generated and bounce.machine_kind is MachineKind.BOUNCE
+    assert (bounce.category, bounce.severity, bounce.missing) == (Category.OTHER, None, ())
+
+
+def test_list_mail_is_still_read_for_what_a_person_asked(run: Classify) -> None:
+    question = run(
+        "[users] How do I configure SAML?",
+        "Hi all, how do I configure SAML with the on-prem version?",
+        [("List-Id", "<users.lists.example.org>")],
+    )
+    assert question.machine_kind is MachineKind.LIST
+    assert (question.category, question.severity) == (Category.QUESTION, 4)

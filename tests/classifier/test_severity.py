@@ -91,6 +91,10 @@ def test_explicit_severity(run: Classify, text: str, level: int | None) -> None:
         ("Urgent: IAM Services Offline", "", 1),
         ("", "Produkce stojí, nic nefunguje.", 1),
         ("", "Totalausfall des Portals.", 1),
+        ("", "Since the update, 40 documents have vanished from the archive.", 1),
+        ("", "Our contracts were all deleted overnight.", 1),
+        ("", "Po aktualizaci zmizely všechny smlouvy.", 1),
+        ("", "How long are files kept after a user is deleted?", 4),  # no loss: a question
         # 2: major feature unavailable without workaround, many users, severely degraded
         ("", "Many users cannot open documents.", 2),
         ("", "Signing fails and there is no workaround.", 2),
@@ -104,6 +108,8 @@ def test_explicit_severity(run: Classify, text: str, level: int | None) -> None:
         ("", "It is an inconvenience for us.", 3),
         ("", "Export to PDF fails.", 3),  # an error report with no stated impact
         ("", "Export funguje jen částečně.", 3),
+        ("", "The report totals are off; we correct them by hand for now.", 3),
+        ("", "Sync is stuck, I re-enter the orders manually.", 3),
         # 4: questions, how-to, enhancements, documentation
         ("", "How do I configure SSO?", 4),
         ("Feature request", "Please add dark mode for all users.", 4),

@@ -80,6 +80,12 @@ QUOTED_DE = "Danke.\n\nAm 11.03.2024 um 10:00 schrieb Support <s@example.de>:\n>
         ("", "Falls es dringend ist, bitte anrufen.", False),
         ("", "V naléhavých případech volejte +420 123.", False),
         ("", "Pokud je to naléhavé, volejte.", False),
+        ("", "Here is my mobile number for urgent communication: +44 20 7946 0000.", False),
+        ("", "Use the hotline for urgent cases.", False),
+        # a subject a machine echoes is not the sender's own (the body still counts)
+        ("Automatic reply: URGENT: invoices", "I am out of the office until Monday.", False),
+        ("Undeliverable: Re: Urgent request", "Delivery has failed to these recipients.", False),
+        ("Automatic reply: status", "Urgent? Call my deputy. This is urgent for me too.", True),
     ],
 )
 def test_urgent_marker(run: Classify, subject: str, text: str, urgent: bool) -> None:
