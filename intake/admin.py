@@ -180,6 +180,7 @@ async def show_ticket(storage: Storage, reference: str) -> dict[str, Any]:
             "received_at": _time(m.received_at),
             "attachments": list(m.attachments),
             "problems": list(m.problems),
+            "extra": m.extra,
         }
         for m in messages
     ]

@@ -111,6 +111,9 @@ class TwilioSettings(_Section):
     account_sid: str = ""
     auth_token: SecretStr = SecretStr("")
     api_base: str = "https://api.twilio.com"
+    whatsapp_from: str = ""  # our WhatsApp sender, E.164 (with or without "whatsapp:")
+    sms_from: str = ""  # our SMS sender, E.164
+    media_limit_bytes: int = Field(default=5_242_880, ge=0)  # larger media are not stored
 
 
 class TelegramSettings(_Section):

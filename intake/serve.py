@@ -20,6 +20,7 @@ from sqlalchemy import text
 from channels.callback import CallbackForm
 from channels.imap import ImapChannel
 from channels.smtp import SmtpChannel, SmtpReplier
+from channels.twilio import TwilioReplier, twilio_routes
 from channels.web import RoutesFactory, WebChannel
 from intake import admin
 from intake.app import Storage, build_pipeline, open_storage, utc_now
@@ -28,6 +29,7 @@ from intake.delivery import Deliverer
 from intake.demo.sink import PrintingSink
 from intake.errors import ConfigError
 from intake.messages import Channel, Intake, Replier
+from storage.twilio_status import OutboxStatuses
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ def smtp_tls(settings: SmtpSettings) -> ssl.SSLContext | None:
     return context
 
 
-def web_routes(settings: Settings, secret: bytes) -> list[RoutesFactory]:
+def web_routes(settings: Settings, secret: bytes, storage: Storage) -> list[RoutesFactory]:
     """The routes each enabled wire adds to the web app."""
     form = CallbackForm(
         secret,
@@ -52,7 +54,18 @@ def web_routes(settings: Settings, secret: bytes) -> list[RoutesFactory]:
         per_hour=settings.web.callback_per_hour,
         secure_cookie=settings.web.public_url.startswith("https://"),
     )
-    return [form.routes]
+    routes: list[RoutesFactory] = [form.routes]
+    if settings.twilio.enabled:
+        routes.append(
+            twilio_routes(
+                settings.twilio,
+                settings.web.public_url,
+                clock=utc_now,
+                media_limit_bytes=settings.twilio.media_limit_bytes,
+                statuses=OutboxStatuses(storage.sessions),
+            )
+        )
+    return routes
 
 
 class Service:
@@ -71,6 +84,14 @@ class Service:
         repliers: dict[str, Replier] = {
             "email": SmtpReplier(settings.outbound.smtp, clock=utc_now),
         }
+        if settings.twilio.enabled:
+            twilio = TwilioReplier(
+                settings.twilio,
+                whatsapp_from=settings.twilio.whatsapp_from,
+                sms_from=settings.twilio.sms_from,
+                public_url=settings.web.public_url,
+            )
+            repliers.update({"whatsapp": twilio, "sms": twilio, "voice": twilio})
         self.deliverer = Deliverer(storage.sessions, repliers)
         self._delivering: asyncio.Task[None] | None = None
 
@@ -92,7 +113,7 @@ class Service:
             self.channels.append(
                 WebChannel(
                     self.settings.web,
-                    web_routes(self.settings, self.secret),
+                    web_routes(self.settings, self.secret, self.storage),
                     health_check=self.ping,
                 )
             )

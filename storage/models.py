@@ -25,6 +25,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Ids are BIGINT on PostgreSQL; SQLite needs INTEGER for its rowid alias to autoincrement.
@@ -162,6 +163,8 @@ class Message(Base):
     text: Mapped[str] = mapped_column(Text)
     raw: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     problems: Mapped[list[str]]
+    # Channel facts: a call-back number and window, a recording URL, a Telegram chat id.
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=sql_text("'{}'"))
     received_at: Mapped[datetime]
 
 

@@ -146,6 +146,7 @@ async def insert_message(
         text=message.text,
         raw=message.raw,
         problems=list(message.problems),
+        extra=dict(message.extra),
         received_at=message.received_at,
     )
     session.add(row)
@@ -259,6 +260,7 @@ class MessageView:
     received_at: datetime
     attachments: tuple[str, ...]
     problems: tuple[str, ...]
+    extra: dict[str, Any]
 
 
 async def ticket_messages(session: AsyncSession, ticket_id: int) -> list[MessageView]:
@@ -286,6 +288,7 @@ async def ticket_messages(session: AsyncSession, ticket_id: int) -> list[Message
             m.received_at,
             tuple(names.get(m.id, ())),
             tuple(m.problems),
+            m.extra,
         )
         for m in messages
     ]
