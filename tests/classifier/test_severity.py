@@ -95,6 +95,10 @@ def test_explicit_severity(run: Classify, text: str, level: int | None) -> None:
         ("", "Our contracts were all deleted overnight.", 1),
         ("", "Po aktualizaci zmizely všechny smlouvy.", 1),
         ("", "How long are files kept after a user is deleted?", 4),  # no loss: a question
+        # a negation inside the phrase is no outage
+        ("", "Production is not down, just slow.", 3),
+        ("", "Production isn't down.", None),
+        ("", "Everyone is not affected, only me.", None),
         # 2: major feature unavailable without workaround, many users, severely degraded
         ("", "Many users cannot open documents.", 2),
         ("", "Signing fails and there is no workaround.", 2),
