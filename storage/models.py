@@ -144,6 +144,8 @@ class Ticket(Base):
     resolution_due: Mapped[datetime | None]
     first_response_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
+    on_hold_at: Mapped[datetime | None]  # waiting for the customer since
+    closed_at: Mapped[datetime | None]
     last_message_at: Mapped[datetime]
     decision: Mapped[dict[str, Any]]
 
@@ -242,3 +244,54 @@ class Suppression(Base):
     reason: Mapped[str] = mapped_column(Text)
     until: Mapped[datetime]
     created_at: Mapped[datetime]
+
+
+class Agent(Base):
+    """A person who answers tickets: logs in to the queue page, calls the API."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+
+
+class ApiToken(Base):
+    """A bearer token for /api/, stored only as its hash."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+
+
+class TicketEvent(Base):
+    """What happened to a ticket after intake, by whom: responses, changes, holds, closing."""
+
+    __tablename__ = "ticket_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(320))  # an agent's email, or "system"
+    kind: Mapped[str] = mapped_column(String(32))
+    details: Mapped[dict[str, Any]]
+
+
+class SlaAlert(Base):
+    """One SLA alert sent: at most one per ticket, deadline and threshold, across restarts and
+    nodes (the primary key is the guard)."""
+
+    __tablename__ = "sla_alerts"
+
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True
+    )
+    deadline: Mapped[str] = mapped_column(String(32), primary_key=True)  # first_response, ...
+    threshold: Mapped[str] = mapped_column(String(16), primary_key=True)  # "75%", "breach"
+    at: Mapped[datetime]
