@@ -41,6 +41,11 @@ CASES: list[tuple[str, str, str, str, str | None, str | None, str | None, str | 
     # Mon +3.5 -> 12:00 (48 h); 32 h: ... Wed 28.5, Thu +3.5 -> 12:00.
     ("circularo-saas", "standard", "urgent", "2024-07-04T12:00+02:00", None,
      "2024-07-04T12:00+02:00", "2024-07-15T12:00+02:00", "2024-07-11T12:00+02:00"),
+    # 2026: 5 July is a Sunday and 6 July (Jan Hus Day) a Monday, closed: Fri 3 Jul 14:30 CEST
+    # gives 2 h, Tue 7 Jul 10, Wed 18, Thu 26, Fri +6 -> 14:30 (32 h); 40 h: Fri full 34, Mon
+    # 13 Jul +6 -> 14:30.
+    ("circularo-saas", "standard", "normal", "2026-07-03T14:30+02:00", None,
+     "2026-07-03T14:30+02:00", "2026-07-10T14:30+02:00", "2026-07-13T14:30+02:00"),
     # Christmas and New Year: Mon 2.5, 24-26 Dec closed, Fri 10.5, Mon 18.5, Tue 26.5,
     # 1 Jan closed, Thu +5.5 -> 14:00 (32 h); Thu full 34.5, Fri +5.5 -> 14:00 (40 h).
     ("circularo-saas", "standard", "normal", "2024-12-23T14:00+01:00", None,
