@@ -122,7 +122,9 @@ def render_ack(
     found: Classification,
     decision: Decision,
     support_end: str | None,
+    by_mail: bool = True,
 ) -> Rendered:
+    """`by_mail`: the acknowledgement goes out by email, so replies have a subject line."""
     plan = policy.plans[decision.plan]
     deadlines = decision.deadlines
     context: dict[str, Any] = {
@@ -147,6 +149,7 @@ def render_ack(
         "quota": plan.quota,
         "support_end": support_end,
         "urgent": found.urgent,
+        "by_mail": by_mail,
         "urgent_hint": policy.priorities.urgent is not None
         or "urgent" in policy.priorities.subject_prefixes,
     }

@@ -122,6 +122,9 @@ class TelegramSettings(_Section):
     mode: Literal["polling", "webhook"] = "polling"
     api_base: str = "https://api.telegram.org/bot"
     secret_token: SecretStr = SecretStr("")
+    poll_timeout_seconds: int = Field(default=30, ge=0, le=50)  # getUpdates long polling
+    max_file_bytes: int = Field(default=20_971_520, ge=0)  # larger photos/documents not stored
+    max_update_bytes: int = Field(default=1_048_576, ge=1024)  # webhook request body cap
 
 
 class Settings(BaseSettings):

@@ -55,6 +55,8 @@ class Deliverer:
     batch: int = 20
     idle: float = 1.0  # seconds between polls when nothing is due
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # Told (kind, channel, "sent" | "failed") after each final outcome committed (metrics).
+    on_result: Callable[[str, str, str], None] | None = None
 
     async def run_once(self) -> int:
         """Deliver what is due now; returns how many notices were attempted."""
@@ -83,6 +85,7 @@ class Deliverer:
             # That channel is not configured here: waiting would not help, so say so.
             async with self.sessions.begin() as session:
                 await outbox.mark_failed(session, item.id, f"channel {item.channel} not enabled")
+            self._report(item, "failed")
             return
         try:
             await replier.send(to_ack(item))
@@ -90,14 +93,26 @@ class Deliverer:
             log.warning("notice %d to %r failed for good: %s", item.id, item.recipient, exc)
             async with self.sessions.begin() as session:
                 await outbox.mark_failed(session, item.id, str(exc))
+            self._report(item, "failed")
             return
-        except (TransientChannelError, OSError, TimeoutError) as exc:
+        except TransientChannelError as exc:
+            await self._retry(item, str(exc) or type(exc).__name__, exc.retry_after)
+            return
+        except (OSError, TimeoutError) as exc:
             await self._retry(item, str(exc) or type(exc).__name__)
             return
         async with self.sessions.begin() as session:
             await outbox.mark_sent(session, item.id, self.clock())
+        self._report(item, "sent")
 
-    async def _retry(self, item: OutboxItem, error: str) -> None:
+    def _report(self, item: OutboxItem, result: str) -> None:
+        if self.on_result is not None:
+            self.on_result(item.kind, item.channel, result)
+
+    async def _retry(self, item: OutboxItem, error: str, retry_after: float | None = None) -> None:
         log.info("notice %d to %r will be retried: %s", item.id, item.recipient, error)
+        wait = backoff(item.attempts)
+        if retry_after is not None:  # the provider said how long (Telegram's RetryAfter)
+            wait = max(wait, timedelta(seconds=retry_after))
         async with self.sessions.begin() as session:
-            await outbox.mark_retry(session, item.id, self.clock() + backoff(item.attempts), error)
+            await outbox.mark_retry(session, item.id, self.clock() + wait, error)

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from classifier import Classification
 from intake import acks, references
 from intake.decide import Decision, Identity, add_months
-from intake.messages import InboundMessage
+from intake.messages import ChannelKind, InboundMessage
 from intake.policy import Policy
 from storage import outbox, suppressions
 from storage.contacts import ContactRow
@@ -151,6 +151,7 @@ class Notifier:
             found=found,
             decision=decision,
             support_end=support_end,
+            by_mail=(message.ack_channel or message.channel) is ChannelKind.EMAIL,
         )
 
     def _mail_payload(

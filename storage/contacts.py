@@ -139,6 +139,10 @@ async def upsert_contact(
         await session.execute(delete(Contact).where(Contact.id.in_([c.id for c in extra])))
         await session.flush()
     changed = bool(extra)
+    if telegram is None:
+        # The bot links a Telegram account when a customer shares their number; a file that
+        # names no Telegram id must not undo that link.
+        del wanted["telegram"]
     for key, value in wanted.items():
         if getattr(keep, key) != value:
             setattr(keep, key, value)

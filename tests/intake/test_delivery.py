@@ -94,6 +94,14 @@ async def test_transient_failures_retry_with_backoff(storage: ReopenableStorage)
     assert row.status == "sent" and len(replier.sent) == 1
 
 
+async def test_a_provider_s_retry_after_is_honoured(storage: ReopenableStorage) -> None:
+    await queue(storage, 1)
+    replier = Recorder([TransientChannelError("429 too many", retry_after=120)])
+    await Deliverer(storage.sessions, {"email": replier}, clock=lambda: NOW).run_once()
+    [row] = await rows(storage)
+    assert row.next_attempt_at == NOW + timedelta(seconds=120)  # more than backoff(1)
+
+
 async def test_permanent_failure_is_kept_as_failed(storage: ReopenableStorage) -> None:
     await queue(storage, 1)
     replier = Recorder([PermanentChannelError("550 no such user")])
@@ -130,6 +138,13 @@ async def test_a_lost_deliverer_s_lease_runs_out(storage: ReopenableStorage) -> 
     assert await early.run_once() == 0
     late = Deliverer(storage.sessions, {"email": replier}, clock=lambda: NOW + timedelta(minutes=6))
     assert await late.run_once() == 1 and len(replier.sent) == 1
+
+
+async def test_a_channel_without_a_replier_fails_visibly(storage: ReopenableStorage) -> None:
+    await queue(storage, 1)
+    await Deliverer(storage.sessions, {}, clock=lambda: NOW).run_once()
+    [row] = await rows(storage)
+    assert (row.status, row.last_error) == ("failed", "channel email not enabled")
 
 
 def test_backoff_is_capped() -> None:

@@ -392,6 +392,14 @@ async def test_email_matched_whatever_its_case(seeded: Storage) -> None:
     assert (await ticket(seeded, receipt.ticket_id)).contact_status == "nominated"
 
 
+async def test_chat_acks_speak_of_chat_not_subject_lines(seeded: Storage) -> None:
+    await pipeline(seeded)(chat("+420601123456", "The export is broken"))
+    [ack] = await notices(seeded, "ack")
+    assert ack.channel == "whatsapp" and ack.recipient == "+420601123456"
+    assert 'just write "urgent"' in ack.payload["text"]
+    assert "subject" not in ack.payload["text"]
+
+
 async def test_telegram_sender_matched_by_user_id(seeded: Storage) -> None:
     receipt = await pipeline(seeded)(chat("tg:777", "hi", channel=ChannelKind.TELEGRAM))
     row = await ticket(seeded, receipt.ticket_id)
