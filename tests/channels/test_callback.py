@@ -8,16 +8,14 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from pipelines import make_pipeline as build_pipeline
 from sqlalchemy import select
 
 from channels.callback import CallbackForm, RateLimiter, csrf_token, csrf_valid
 from channels.web import WebChannel
-from classifier import load_rules
-from intake import acks
 from intake.app import Storage
 from intake.config import WebSettings
-from intake.notices import NoticeOptions, Notifier
-from intake.pipeline import Pipeline, PipelineOptions
+from intake.pipeline import Pipeline
 from storage.models import Outbox, Ticket
 
 NOW = datetime(2026, 3, 10, 10, 0, tzinfo=UTC)
@@ -25,14 +23,7 @@ SECRET = b"f" * 32
 
 
 def make_pipeline(storage: Storage) -> Pipeline:
-    notifier = Notifier(
-        options=NoticeOptions(mailbox="support@support.example.com"),
-        secret=SECRET, templates=acks.environment(), clock=lambda: NOW,
-    )  # fmt: skip
-    return Pipeline(
-        sessions=storage.sessions, rules=load_rules(),
-        options=PipelineOptions(default_policy="circularo-saas"), notifier=notifier,
-    )  # fmt: skip
+    return build_pipeline(storage, secret=SECRET, our_domains=frozenset(), notify_emails=())
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from dovecot import Dovecot
+from pipelines import make_pipeline
 from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -21,40 +22,21 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from channels.imap import ImapChannel, backfill
 from channels.imap_session import REFUSED, SEEN
 from channels.mail import inbound_from_raw
-from classifier import load_rules
-from intake import acks
 from intake.app import Storage
 from intake.config import ImapSettings
 from intake.errors import ConfigError, InputRefusedError, TransientError
 from intake.messages import InboundMessage, Receipt, ReceiptStatus
-from intake.notices import NoticeOptions, Notifier
-from intake.pipeline import Pipeline, PipelineOptions
+from intake.pipeline import Pipeline
 from storage import mailboxes
 from storage.models import Message, Ticket
 
 NOW = datetime(2026, 3, 10, 10, 0, tzinfo=UTC)
-RULES = load_rules()
 WAIT_SECONDS = 20.0
 _numbers = itertools.count(1)
 
 
 def pipeline(storage: Storage) -> Pipeline:
-    notifier = Notifier(
-        options=NoticeOptions(
-            mailbox="support@support.example.com",
-            our_domains=frozenset({"support.example.com"}),
-            notify_emails=("oncall@vendor.example",),
-        ),
-        secret=b"s" * 32,
-        templates=acks.environment(),
-        clock=lambda: NOW,
-    )
-    return Pipeline(
-        sessions=storage.sessions,
-        rules=RULES,
-        options=PipelineOptions(default_policy="circularo-saas"),
-        notifier=notifier,
-    )
+    return make_pipeline(storage, clock=lambda: NOW)
 
 
 def mail(subject: str = "Export fails") -> tuple[str, bytes]:

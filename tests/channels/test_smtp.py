@@ -11,34 +11,23 @@ from email.message import EmailMessage
 import aiosmtplib
 import pytest
 import trustme
+from pipelines import make_pipeline as build_pipeline
 from sqlalchemy import func, select
 
 from channels.smtp import SmtpChannel
-from classifier import load_rules
-from intake import acks
 from intake.app import Storage
 from intake.config import SmtpSettings
 from intake.errors import TransientError
 from intake.messages import InboundMessage, Receipt
-from intake.notices import NoticeOptions, Notifier
-from intake.pipeline import Pipeline, PipelineOptions
+from intake.pipeline import Pipeline
 from storage import db
 from storage.models import Message, Ticket
 
 NOW = datetime(2026, 3, 10, 10, 0, tzinfo=UTC)
-RULES = load_rules()
 
 
 def make_pipeline(storage: Storage) -> Pipeline:
-    notifier = Notifier(
-        options=NoticeOptions(mailbox="support@support.example.com",
-                              our_domains=frozenset({"support.example.com"})),
-        secret=b"k" * 32, templates=acks.environment(), clock=lambda: NOW,
-    )  # fmt: skip
-    return Pipeline(
-        sessions=storage.sessions, rules=RULES,
-        options=PipelineOptions(default_policy="circularo-saas"), notifier=notifier,
-    )  # fmt: skip
+    return build_pipeline(storage, secret=b"k" * 32, notify_emails=())
 
 
 def settings(**overrides: object) -> SmtpSettings:

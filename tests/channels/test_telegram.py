@@ -15,20 +15,18 @@ from typing import Any
 import httpx
 import pytest
 from fake_telegram import FakeTelegram, payload
+from pipelines import make_pipeline
 from pydantic import SecretStr
 from sqlalchemy import select
 
 from channels.telegram import WEBHOOK_PATH, TelegramChannel, TelegramReplier
 from channels.web import WebChannel
-from classifier import load_rules
-from intake import acks
 from intake.app import Storage
 from intake.config import TelegramSettings, WebSettings
 from intake.delivery import Deliverer
 from intake.errors import ConfigError, PermanentChannelError, TransientChannelError, TransientError
 from intake.messages import Ack, ChannelKind, InboundMessage, Intake, Receipt
-from intake.notices import NoticeOptions, Notifier
-from intake.pipeline import Pipeline, PipelineOptions
+from intake.pipeline import Pipeline
 from storage import contacts
 from storage.models import Attachment, Contact, Message, Outbox, Ticket
 
@@ -37,7 +35,6 @@ SECRET = "s3cret-Token_for-webhooks"
 NOW = datetime(2026, 3, 10, 10, 0, tzinfo=UTC)  # a Tuesday, inside every window
 BOB = 777000111  # the sender of the recorded updates
 ALERTS_CHAT = -1001500000001
-RULES = load_rules()
 _update_ids = itertools.count(900000001)
 
 
@@ -89,21 +86,8 @@ def settings(fake: FakeTelegram, mode: str = "polling") -> TelegramSettings:
 
 
 def pipeline(storage: Storage) -> Pipeline:
-    notifier = Notifier(
-        options=NoticeOptions(
-            mailbox="support@support.example.com",
-            our_domains=frozenset({"support.example.com"}),
-            notify_telegram=(ALERTS_CHAT,),
-        ),
-        secret=b"s" * 32,
-        templates=acks.environment(),
-        clock=lambda: NOW,
-    )
-    return Pipeline(
-        sessions=storage.sessions,
-        rules=RULES,
-        options=PipelineOptions(default_policy="circularo-saas"),
-        notifier=notifier,
+    return make_pipeline(
+        storage, clock=lambda: NOW, notify_emails=(), notify_telegram=(ALERTS_CHAT,)
     )
 
 

@@ -17,22 +17,20 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from fake_twilio import FakeTwilio, load
+from pipelines import make_pipeline
 from pydantic import SecretStr
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from channels.twilio import TwilioReplier, sms_text, twilio_routes
 from channels.web import WebChannel
-from classifier import load_rules
-from intake import acks
 from intake.app import Storage
 from intake.config import TwilioSettings, WebSettings
 from intake.contact_values import normalize_phone
 from intake.delivery import Deliverer
 from intake.errors import PermanentChannelError, TransientChannelError, TransientError
 from intake.messages import Ack, ChannelKind, InboundMessage
-from intake.notices import NoticeOptions, Notifier
-from intake.pipeline import Pipeline, PipelineOptions
+from intake.pipeline import Pipeline
 from storage import contacts
 from storage.models import Attachment, Message, Outbox, Ticket
 from storage.twilio_status import OutboxStatuses
@@ -47,7 +45,6 @@ MESSAGING = "/webhooks/twilio/messaging"
 STATUS = "/webhooks/twilio/messaging/status"
 VOICE = "/webhooks/twilio/voice"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
-RULES = load_rules()
 
 
 def sign(url: str, fields: dict[str, str], token: str = TOKEN) -> str:
@@ -149,20 +146,7 @@ async def seed(storage: Storage) -> None:
 
 
 def pipeline(storage: Storage) -> Pipeline:
-    notifier = Notifier(
-        options=NoticeOptions(
-            mailbox="support@support.example.com", notify_emails=("oncall@vendor.example",)
-        ),
-        secret=b"s" * 32,
-        templates=acks.environment(),
-        clock=lambda: NOW,
-    )
-    return Pipeline(
-        sessions=storage.sessions,
-        rules=RULES,
-        options=PipelineOptions(default_policy="circularo-saas"),
-        notifier=notifier,
-    )
+    return make_pipeline(storage, clock=lambda: NOW, our_domains=frozenset())
 
 
 @pytest.fixture
