@@ -21,7 +21,8 @@ import click
 
 from channels.imap import BackfillResult, backfill
 from classifier import load_rules
-from intake import admin
+from intake import admin, agent_actions, references
+from intake import agents as accounts
 from intake.app import Storage, build_pipeline, open_storage, utc_now
 from intake.classify_files import classify_input
 from intake.config import Settings, load_settings
@@ -170,6 +171,8 @@ def serve_command(settings: Settings, demo: bool) -> None:
     )
     # aiosmtpd logs every command at INFO, sender-controlled text included: ours say enough.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+    # httpx logs each request's URL at INFO, and a Telegram Bot API URL holds the bot token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     asyncio.run(serve(settings, demo=demo))
 
 
@@ -303,6 +306,104 @@ def tickets_show(settings: Settings, reference: str, as_json: bool) -> None:
         _emit(shown)
         return
     click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
+
+
+@main.group("agents")
+def agents_group() -> None:
+    """Agents: accounts for the queue page, tokens for the API (CONTRACTS section 2)."""
+
+
+def _read_password() -> str:
+    # One line; only its line ending is dropped (spaces may belong to the password).
+    return sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+
+
+@agents_group.command("add")
+@click.argument("email")
+@click.option("--name", help="How the agent is shown (default: the email's local part).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin (required).")
+@config_option
+def agents_add(settings: Settings, email: str, name: str | None, password_stdin: bool) -> None:
+    """Create an agent and print an API token (shown this once) on stdout."""
+    if not password_stdin:
+        raise click.UsageError("--password-stdin is required: a password is never an argument")
+    password = _read_password()
+    accounts.check_password(password)  # before the database is opened
+    token = asyncio.run(
+        _with_storage(
+            settings,
+            lambda storage: accounts.add_agent(
+                storage.sessions, email, password, name=name, now=utc_now()
+            ),
+        )
+    )
+    click.echo(token)
+
+
+@agents_group.command("token")
+@click.argument("email")
+@config_option
+def agents_token(settings: Settings, email: str) -> None:
+    """Issue another API token for an agent (earlier ones keep working)."""
+    token = asyncio.run(
+        _with_storage(
+            settings, lambda storage: accounts.issue_token(storage.sessions, email, now=utc_now())
+        )
+    )
+    click.echo(token)
+
+
+@agents_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per agent.")
+@config_option
+def agents_list(settings: Settings, as_json: bool) -> None:
+    """Agents with their number of tokens and when one was last used."""
+    for agent in asyncio.run(
+        _with_storage(settings, lambda storage: accounts.list_agents(storage.sessions))
+    ):
+        if as_json:
+            _emit(agent)
+        else:
+            used = agent["last_used_at"] or "never"
+            click.echo(f"{agent['email']} ({agent['name']}): {agent['tokens']} tokens, used {used}")
+
+
+@agents_group.command("update")
+@click.argument("reference")
+@click.option("--as", "email", required=True, help="The agent doing it (recorded as author).")
+@click.option("--action", type=click.Choice([a.value for a in agent_actions.Action]))
+@click.option("--priority", help="A priority of the ticket's policy.")
+@click.option("--severity", type=click.IntRange(1, 4))
+@config_option
+def agents_update(
+    settings: Settings,
+    reference: str,
+    email: str,
+    action: str | None,
+    priority: str | None,
+    severity: int | None,
+) -> None:
+    """Record an action on a ticket, or change its priority/severity; prints the ticket."""
+    if (action is None) == (priority is None and severity is None):
+        raise click.UsageError("give --action, or --priority and/or --severity")
+    ticket_id = references.parse_reference(reference)
+    if ticket_id is None:
+        raise InputRefusedError(f"{reference!r} is not a ticket reference like SUP-000123")
+
+    async def run(storage: Storage) -> dict[str, Any]:
+        agent = await accounts.agent_named(storage.sessions, email)
+        if action is not None:
+            await agent_actions.act(
+                storage.sessions, ticket_id, agent_actions.Action(action), agent, now=utc_now()
+            )
+        else:
+            await agent_actions.change_ticket(
+                storage.sessions, ticket_id, agent, priority=priority, severity=severity,
+                now=utc_now(),
+            )  # fmt: skip
+        return await agent_actions.ticket_detail(storage.sessions, ticket_id)
+
+    _emit(asyncio.run(_with_storage(settings, run)))
 
 
 T = TypeVar("T")

@@ -54,6 +54,13 @@ class ClassifierSettings(_Section):
     rules: list[Path] = []  # a team's own rule files, added to the packaged ones
 
 
+class SlaSettings(_Section):
+    warn_share: float = Field(default=0.75, gt=0, lt=1)  # alert when this share of the time is used
+    check_seconds: float = Field(default=60, gt=0)
+    inactivity_close_days: int = Field(default=5, ge=0)  # 0: never close for inactivity
+    inactivity_policies: list[str] = ["circularo-saas", "circularo-onprem"]  # SaaS 10, on-prem 9
+
+
 class SmtpSettings(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -135,6 +142,7 @@ class Settings(BaseSettings):
     contacts: ContactsSettings = ContactsSettings()
     pipeline: PipelineSettings = PipelineSettings()
     classifier: ClassifierSettings = ClassifierSettings()
+    sla: SlaSettings = SlaSettings()
     smtp: SmtpSettings = SmtpSettings()
     imap: ImapSettings = ImapSettings()
     outbound: OutboundSettings = OutboundSettings()

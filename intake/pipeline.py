@@ -171,7 +171,8 @@ class Pipeline:
         await tickets.insert_message(session, ticket.id, message)
         changes: dict[str, Any] = {"last_message_at": message.received_at}
         if ticket.status != "open":
-            changes["status"] = "open"  # the customer answered: back in the queue
+            # The customer answered: back in the queue, no longer waiting for them.
+            changes.update(status="open", on_hold_at=None)
         policy = load_policy(ticket.policy)
         raised = _raised_priority(policy, ticket, found)
         if raised is not None and ticket.plan is not None:

@@ -17,19 +17,24 @@ from importlib import resources
 
 from sqlalchemy import text
 
+from channels.api import api_routes
 from channels.callback import CallbackForm
 from channels.imap import ImapChannel
+from channels.metrics import MeasuredIntake, Metrics, metrics_routes
 from channels.smtp import SmtpChannel, SmtpReplier
+from channels.telegram import TelegramChannel, TelegramReplier
 from channels.twilio import TwilioReplier, twilio_routes
 from channels.web import RoutesFactory, WebChannel
-from intake import admin
-from intake.app import Storage, build_pipeline, open_storage, utc_now
+from intake import acks, admin
+from intake.app import Storage, build_pipeline, notice_options, open_storage, utc_now
 from intake.config import Settings, SmtpSettings
 from intake.delivery import Deliverer
 from intake.demo.sink import PrintingSink
 from intake.errors import ConfigError
 from intake.messages import Channel, Intake, Replier
+from intake.watch import SlaWatcher
 from storage.twilio_status import OutboxStatuses
+from storage.watch import OpenTicketCounts
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +50,9 @@ def smtp_tls(settings: SmtpSettings) -> ssl.SSLContext | None:
     return context
 
 
-def web_routes(settings: Settings, secret: bytes, storage: Storage) -> list[RoutesFactory]:
+def web_routes(
+    settings: Settings, secret: bytes, storage: Storage, metrics: Metrics | None = None
+) -> list[RoutesFactory]:
     """The routes each enabled wire adds to the web app."""
     form = CallbackForm(
         secret,
@@ -54,7 +61,7 @@ def web_routes(settings: Settings, secret: bytes, storage: Storage) -> list[Rout
         per_hour=settings.web.callback_per_hour,
         secure_cookie=settings.web.public_url.startswith("https://"),
     )
-    routes: list[RoutesFactory] = [form.routes]
+    routes: list[RoutesFactory] = [form.routes, api_routes(storage.sessions, utc_now)]
     if settings.twilio.enabled:
         routes.append(
             twilio_routes(
@@ -65,6 +72,8 @@ def web_routes(settings: Settings, secret: bytes, storage: Storage) -> list[Rout
                 statuses=OutboxStatuses(storage.sessions),
             )
         )
+    if metrics is not None:
+        routes.append(metrics_routes(metrics, OpenTicketCounts(storage.sessions)))
     return routes
 
 
@@ -72,13 +81,20 @@ class Service:
     """The running product: channels in, deliverer out."""
 
     def __init__(
-        self, settings: Settings, storage: Storage, intake: Intake, *, secret: bytes = b""
+        self,
+        settings: Settings,
+        storage: Storage,
+        intake: Intake,
+        *,
+        secret: bytes = b"",
+        metrics: Metrics | None = None,
     ) -> None:
         # The shared secret signs form tokens; without one they are valid on this node only.
         self.secret = secret or secrets.token_bytes(32)
         self.settings = settings
         self.storage = storage
-        self.intake = intake
+        self.metrics = metrics or Metrics()
+        self.intake: Intake = MeasuredIntake(intake, self.metrics)
         self.channels: list[Channel] = []
         self.stopping = asyncio.Event()
         repliers: dict[str, Replier] = {
@@ -92,8 +108,25 @@ class Service:
                 public_url=settings.web.public_url,
             )
             repliers.update({"whatsapp": twilio, "sms": twilio, "voice": twilio})
-        self.deliverer = Deliverer(storage.sessions, repliers)
+        self.telegram_replier: TelegramReplier | None = None
+        if settings.telegram.token.get_secret_value():  # the bot, or only agents' alerts
+            self.telegram_replier = TelegramReplier(settings.telegram)
+            repliers["telegram"] = self.telegram_replier
+        self.deliverer = Deliverer(storage.sessions, repliers, on_result=self.metrics.delivered)
         self._delivering: asyncio.Task[None] | None = None
+        # Its defaults stand until settings name warn_share, check_seconds and the close rule.
+        self.watcher = SlaWatcher(
+            storage.sessions,
+            notice_options(settings),
+            acks.environment(settings.pipeline.templates_dir),
+            utc_now,
+            warn_share=settings.sla.warn_share,
+            check_seconds=settings.sla.check_seconds,
+            inactivity_close_days=settings.sla.inactivity_close_days,
+            inactivity_policies=tuple(settings.sla.inactivity_policies),
+            on_alert=self.metrics.sla_alert,
+        )
+        self._watching: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self.settings.smtp.enabled:
@@ -109,17 +142,26 @@ class Service:
             )
         if self.settings.imap.enabled:
             self.channels.append(ImapChannel(self.settings.imap, self.storage.sessions, utc_now))
-        if self.settings.web.enabled:
-            self.channels.append(
-                WebChannel(
-                    self.settings.web,
-                    web_routes(self.settings, self.secret, self.storage),
-                    health_check=self.ping,
-                )
+        factories = web_routes(self.settings, self.secret, self.storage, self.metrics)
+        if self.settings.telegram.enabled:
+            telegram = TelegramChannel(
+                self.settings.telegram,
+                self.storage.sessions,
+                utc_now,
+                public_url=self.settings.web.public_url,
+                poll_timeout=self.settings.telegram.poll_timeout_seconds,
+                max_file_bytes=self.settings.telegram.max_file_bytes,
+                max_body_bytes=self.settings.telegram.max_update_bytes,
             )
+            self.channels.append(telegram)
+            if self.settings.telegram.mode == "webhook":
+                factories.append(telegram.routes)
+        if self.settings.web.enabled:
+            self.channels.append(WebChannel(self.settings.web, factories, health_check=self.ping))
         for channel in self.channels:
             await channel.start(self.intake)
         self._delivering = asyncio.create_task(self.deliverer.run(self.stopping))
+        self._watching = asyncio.create_task(self.watcher.run(self.stopping))
 
     async def ping(self) -> None:
         """What /healthz asks: does the database answer?"""
@@ -132,6 +174,10 @@ class Service:
         self.stopping.set()
         if self._delivering is not None:
             await self._delivering
+        if self._watching is not None:
+            await self._watching
+        if self.telegram_replier is not None:
+            await self.telegram_replier.aclose()
 
 
 DEMO_HINT = """Demo: SMTP for {domains} on {host}:{port}; acknowledgements print here.

@@ -189,6 +189,25 @@ class TicketSummary:
     message_count: int
 
 
+@dataclass(frozen=True, slots=True)
+class TicketFilter:
+    """What an agent narrows the queue to; None means any."""
+
+    channel: str | None = None
+    organization: str | None = None  # the organization's name
+    priority: str | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        found: list[ColumnElement[bool]] = []
+        if self.channel is not None:
+            found.append(Ticket.channel == self.channel)
+        if self.organization is not None:
+            found.append(Organization.name == self.organization)
+        if self.priority is not None:
+            found.append(Ticket.priority == self.priority)
+        return found
+
+
 async def list_tickets(
     session: AsyncSession,
     *,
@@ -196,10 +215,13 @@ async def list_tickets(
     overdue_at: datetime | None,
     limit: int | None = None,
     ticket_id: int | None = None,
+    offset: int = 0,
+    where: TicketFilter | None = None,
 ) -> list[TicketSummary]:
     """Tickets soonest deadline first (those without a deadline last, oldest first).
 
     `overdue_at`: only tickets whose first response or resolution is past due at that time.
+    `where`: only tickets of that channel, organization (by name) and priority.
     """
     counts = (
         select(Message.ticket_id, func.count(Message.id).label("n"))
@@ -209,6 +231,8 @@ async def list_tickets(
     conditions: list[ColumnElement[bool]] = []
     if ticket_id is not None:
         conditions.append(Ticket.id == ticket_id)
+    if where is not None:
+        conditions.extend(where.conditions())
     if only_open or overdue_at is not None:
         conditions.append(Ticket.status.in_(OPEN_STATUSES))
     if overdue_at is not None:
@@ -226,6 +250,7 @@ async def list_tickets(
         .where(*conditions)
         .order_by(due.is_(None), due, Ticket.received_at, Ticket.id)
         .limit(limit)
+        .offset(offset or None)
     )
     return [
         TicketSummary(

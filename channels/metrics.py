@@ -1,0 +1,125 @@
+"""Prometheus metrics: the product's counters on a registry of its own, and GET /metrics.
+
+Counters and the latency histogram are per process (Prometheus sums them over the nodes);
+`tickets_open{priority}` is read from the shared database at scrape time, so every node
+reports the same. This module imports only the leaves: the database is reached through the
+`OpenCounts` callable the wiring passes in (`storage.watch.OpenTicketCounts`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from intake.errors import InputRefusedError, TransientError
+from intake.messages import InboundMessage, Intake, Receipt
+
+log = logging.getLogger(__name__)
+
+OpenCounts = Callable[[], Awaitable[Mapping[str, int]]]
+RoutesFactory = Callable[[Intake], Sequence[BaseRoute]]
+
+# Intake answers within a second when all is well; the upper buckets show when it is not.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass
+class Metrics:
+    """Every metric the product exposes, on `registry` (not the global one: tests and several
+    services in one process stay apart)."""
+
+    registry: CollectorRegistry = field(
+        default_factory=lambda: CollectorRegistry(auto_describe=True)
+    )
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.messages = Counter(
+            "intake_messages", "Inbound messages by channel and outcome",
+            ["channel", "status"], registry=r,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "intake_latency_seconds", "Time from a message reaching the pipeline to its receipt",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.acknowledgements = Counter(
+            "acknowledgements", "Acknowledgements delivered or given up on, by channel",
+            ["channel", "result"], registry=r,
+        )  # fmt: skip
+        self.sla_alerts = Counter(
+            "sla_alerts", "SLA alerts queued, by threshold", ["threshold"], registry=r
+        )
+        self.sla_breaches = Counter("sla_breaches", "SLA deadlines that passed unmet", registry=r)
+        self.tickets_open = Gauge(
+            "tickets_open", "Open tickets (open or on hold) by priority", ["priority"], registry=r
+        )
+
+    def sla_alert(self, deadline: str, threshold: str) -> None:
+        """`SlaWatcher.on_alert`."""
+        self.sla_alerts.labels(threshold=threshold).inc()
+        if threshold == "breach":
+            self.sla_breaches.inc()
+
+    def delivered(self, kind: str, channel: str, result: str) -> None:
+        """`Deliverer.on_result`: only acknowledgements are counted (result sent or failed)."""
+        if kind == "ack":
+            self.acknowledgements.labels(channel=channel, result=result).inc()
+
+    def set_open(self, counts: Mapping[str, int]) -> None:
+        self.tickets_open.clear()  # a priority with no open ticket left must not linger
+        for priority, count in counts.items():
+            self.tickets_open.labels(priority=priority).set(count)
+
+
+@dataclass(frozen=True)
+class MeasuredIntake:
+    """An `Intake` that times and counts every call of the one it wraps."""
+
+    intake: Intake
+    metrics: Metrics
+
+    async def __call__(self, message: InboundMessage) -> Receipt:
+        started = time.perf_counter()
+        status = "error"
+        try:
+            receipt = await self.intake(message)
+            status = str(receipt.status)
+            return receipt
+        except InputRefusedError:
+            status = "refused"
+            raise
+        except TransientError:
+            status = "transient"
+            raise
+        finally:
+            self.metrics.latency.observe(time.perf_counter() - started)
+            self.metrics.messages.labels(channel=str(message.channel), status=status).inc()
+
+
+def metrics_routes(metrics: Metrics, open_counts: OpenCounts | None = None) -> RoutesFactory:
+    """The routes factory for GET /metrics (text format, or OpenMetrics if asked for)."""
+
+    async def scrape(request: Request) -> Response:
+        if open_counts is not None:
+            try:
+                counts: Mapping[str, int] = await open_counts()
+            except Exception as exc:  # the counters still matter when the database is away
+                log.warning("tickets_open not read: %s", type(exc).__name__)
+                counts = {}
+            # No await from here on: the gauge and the rendering see one consistent state.
+            metrics.set_open(counts)
+        encode, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encode(metrics.registry), headers={"Content-Type": content_type})
+
+    def routes(_intake: Intake) -> Sequence[BaseRoute]:
+        return [Route("/metrics", scrape, methods=["GET"])]
+
+    return routes
