@@ -31,7 +31,7 @@ from intake.policy import compute_deadlines
 from intake.policy_file import load_policy
 from storage import contacts
 from storage.agents import TicketForUpdate
-from storage.models import Agent, ApiToken, Ticket, TicketEvent
+from storage.models import Agent, ApiToken, SlaAlert, Ticket, TicketEvent
 
 NOW = datetime(2026, 3, 10, 10, 0, tzinfo=UTC)  # a Tuesday; London is on GMT until 29 March
 LATER = NOW + timedelta(hours=3)
@@ -208,7 +208,8 @@ async def test_each_action_writes_its_columns_and_one_event(storage: Storage) ->
     held = await row(storage, ticket_id)
     assert (held.status, held.on_hold_at) == ("on_hold", NOW)
     await reply(storage, ticket_id)  # the customer answers: back in the queue (the pipeline)
-    assert (await row(storage, ticket_id)).status == "open"
+    answered = await row(storage, ticket_id)
+    assert (answered.status, answered.on_hold_at) == ("open", None)
     await agent_actions.act(sessions, ticket_id, Action.HOLD, ANN, now=NOW)
     await agent_actions.act(sessions, ticket_id, Action.RESOLVE, ANN, now=LATER)
     resolved = await row(storage, ticket_id)
@@ -228,6 +229,18 @@ async def test_each_action_writes_its_columns_and_one_event(storage: Storage) ->
         (kind, "ann@vendor.example")
         for kind in ("first_response", "on_hold", "on_hold", "resolved", "reopened", "closed")
     ]
+
+
+async def test_new_deadlines_may_be_warned_about_again(storage: Storage) -> None:
+    ticket_id = await new_ticket(storage, "Low: export fails")
+    async with storage.sessions.begin() as session:
+        session.add(SlaAlert(ticket_id=ticket_id, deadline="first_response", threshold="75%",
+                             at=NOW))  # fmt: skip
+    await agent_actions.change_ticket(
+        storage.sessions, ticket_id, ANN, priority="high", severity=None, now=LATER
+    )
+    async with storage.sessions() as session:
+        assert list(await session.scalars(select(SlaAlert))) == []
 
 
 async def test_priority_change_recomputes_deadlines_from_the_original_receipt(
