@@ -8,7 +8,7 @@ channel message id) returns the existing ticket and queues nothing.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +20,7 @@ from intake import references
 from intake.bounces import delivery_reports
 from intake.decide import Identity, decide, support_period
 from intake.errors import TransientError
+from intake.group_commit import GroupCommit
 from intake.identify import identify
 from intake.messages import ChannelKind, InboundMessage, Receipt, ReceiptStatus
 from intake.notices import Notifier, first_line
@@ -51,11 +52,15 @@ class Pipeline:
     rules: RuleSet
     options: PipelineOptions
     notifier: Notifier
+    group: GroupCommit = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Messages that arrive together share one commit (see intake.group_commit).
+        object.__setattr__(self, "group", GroupCommit(self.sessions, self._intake))
 
     async def __call__(self, message: InboundMessage) -> Receipt:
         try:
-            async with self.sessions.begin() as session:
-                return await self._intake(session, message)
+            return await self.group.submit(message)
         except IntegrityError:
             # Two deliveries of one message raced; the other one committed first.
             async with self.sessions.begin() as session:

@@ -21,6 +21,7 @@ from channels.api import api_routes
 from channels.callback import CallbackForm
 from channels.imap import ImapChannel
 from channels.metrics import MeasuredIntake, Metrics, metrics_routes
+from channels.page import page_routes
 from channels.smtp import SmtpChannel, SmtpReplier
 from channels.telegram import TelegramChannel, TelegramReplier
 from channels.twilio import TwilioReplier, twilio_routes
@@ -62,6 +63,7 @@ def web_routes(
         secure_cookie=settings.web.public_url.startswith("https://"),
     )
     routes: list[RoutesFactory] = [form.routes, api_routes(storage.sessions, utc_now)]
+    routes.append(page_routes(storage.sessions, secret, secure_cookie=form.secure_cookie))
     if settings.twilio.enabled:
         routes.append(
             twilio_routes(

@@ -25,6 +25,11 @@ MIGRATION_LOCK_ID = 0x1A7A_0001
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    if url.startswith("sqlite") and ":memory:" not in url:
+        # SQLite has one writer at a time. One pooled connection makes writers queue in
+        # asyncio (immediate hand-over) instead of sleeping in SQLite's busy handler, whose
+        # back-off put seconds on the tail under concurrent intake.
+        kwargs = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 60, **kwargs}
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_connect)

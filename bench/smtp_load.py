@@ -1,0 +1,159 @@
+"""SMTP intake under load: `intake serve` against a do-nothing aiosmtpd server, same client.
+
+Both servers run as their own processes on loopback; the client sends N messages over C
+concurrent connections and times each DATA (from sending the content to the 250). Printed:
+messages per second, p50/p99 of that latency, and the server's peak RSS, with the product's
+figures as a ratio of the do-nothing server's measured in the same run.
+
+    python bench/smtp_load.py [--messages 2000] [--connections 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+import aiosmtplib
+
+NOTHING_SERVER = """
+import asyncio, sys
+from aiosmtpd.smtp import SMTP
+
+class Nothing:
+    async def handle_DATA(self, server, session, envelope):
+        return "250 OK"
+
+async def main():
+    loop = asyncio.get_running_loop()
+    port = int(sys.argv[1])
+    server = await loop.create_server(lambda: SMTP(Nothing(), loop=loop), "127.0.0.1", port)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("server did not start")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def message(n: int) -> EmailMessage:
+    mail = EmailMessage()
+    mail["From"] = f"customer{n % 500}@example.org"
+    mail["To"] = "support@support.example.com"
+    mail["Subject"] = f"Export fails ({n})"
+    mail["Message-ID"] = f"<load-{n}-{time.monotonic_ns()}@example.org>"
+    mail.set_content("The PDF export shows error 500 since the update this morning.\n" * 5)
+    return mail
+
+
+async def client(port: int, numbers: list[int], latencies: list[float]) -> None:
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=120) as smtp:
+        for n in numbers:
+            mail = message(n)
+            await smtp.mail(str(mail["From"]))
+            await smtp.rcpt("support@support.example.com")
+            began = time.perf_counter()
+            await smtp.data(mail.as_bytes())
+            latencies.append(time.perf_counter() - began)
+
+
+async def load(port: int, messages: int, connections: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    shares = [list(range(c, messages, connections)) for c in range(connections)]
+    began = time.perf_counter()
+    await asyncio.gather(*(client(port, share, latencies) for share in shares))
+    return messages / (time.perf_counter() - began), latencies
+
+
+def run(
+    argv: list[str], port: int, cwd: Path, messages: int, connections: int
+) -> tuple[float, list[float], float]:
+    process = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(port, process)
+        asyncio.run(load(port, min(100, messages), connections))  # warm up
+        rate, latencies = asyncio.run(load(port, messages, connections))
+        return rate, latencies, peak_rss_mb(process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def quantiles(values: list[float]) -> tuple[float, float]:
+    cuts = statistics.quantiles(values, n=100)
+    return cuts[49] * 1000, cuts[98] * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--connections", type=int, default=20)
+    parser.add_argument("--database-url", default="", help="default: SQLite in a temp folder")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        nothing_port, intake_port = free_port(), free_port()
+        (root / "nothing.py").write_text(NOTHING_SERVER, encoding="utf-8")
+        (root / "intake.toml").write_text(
+            f"[smtp]\nport = {intake_port}\n[web]\nenabled = false\n"
+            "[outbound.smtp]\nport = 9\n[pipeline]\nacks_per_sender_per_hour = 1000000\n",
+            encoding="utf-8",
+        )
+        base = run(
+            [sys.executable, str(root / "nothing.py"), str(nothing_port)],
+            nothing_port,
+            root,
+            args.messages,
+            args.connections,
+        )
+        ours = run(
+            [sys.executable, "-m", "intake.cli", "serve"],
+            intake_port,
+            root,
+            args.messages,
+            args.connections,
+        )
+    where = args.database_url.split("@")[-1] if args.database_url else "SQLite"
+    print(f"{args.messages} messages over {args.connections} connections, loopback, {where}")
+    for name, (rate, latencies, rss) in (("do-nothing aiosmtpd", base), ("intake serve", ours)):
+        p50, p99 = quantiles(latencies)
+        print(
+            f"{name:<20} {rate:8.0f} msg/s   DATA->250 p50 {p50:7.1f} ms  p99 {p99:7.1f} ms"
+            f"   peak RSS {rss:6.1f} MB"
+        )
+    print(f"intake serve / do-nothing: {ours[0] / base[0]:.2f}x the rate")
+
+
+if __name__ == "__main__":
+    main()
