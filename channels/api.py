@@ -286,6 +286,8 @@ _TICKET_PROPERTIES: dict[str, Any] = {
     "resolution_due": _TIME,
     "flags": {"type": "array", "items": {"type": "string"}},
     "message_count": {"type": "integer"},
+    "first_response_at": _TIME,
+    "resolved_at": _TIME,
 }
 _DETAIL_PROPERTIES: dict[str, Any] = {
     "clock_starts": _TIME,

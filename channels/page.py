@@ -156,9 +156,10 @@ def shown_time(value: str | None) -> str:
 
 
 def _queue_row(row: dict[str, Any], now: datetime) -> dict[str, Any]:
-    # The queue's order is the API's: the first-response deadline, else the resolution one.
-    first = row["first_response_due"]
-    due_text = first or row["resolution_due"]
+    # The queue's order is the API's: the next deadline still open (first response until it
+    # was given, then resolution until resolved).
+    first = row["first_response_due"] if not row.get("first_response_at") else None
+    due_text = first or (row["resolution_due"] if not row.get("resolved_at") else None)
     left, overdue = time_left(_parse_time(due_text), now)
     return row | {
         "deadline_kind": "first response" if first else "resolution" if due_text else "",

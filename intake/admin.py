@@ -145,6 +145,8 @@ def ticket_json(t: tickets.TicketSummary) -> dict[str, Any]:
         "resolution_due": _time(t.resolution_due),
         "flags": list(t.flags),
         "message_count": t.message_count,
+        "first_response_at": _time(t.first_response_at),
+        "resolved_at": _time(t.resolved_at),
     }
 
 

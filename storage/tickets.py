@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -187,6 +187,8 @@ class TicketSummary:
     first_response_due: datetime | None
     resolution_due: datetime | None
     message_count: int
+    first_response_at: datetime | None = None
+    resolved_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +244,15 @@ async def list_tickets(
                 and_(Ticket.resolved_at.is_(None), Ticket.resolution_due < overdue_at),
             )
         )
-    due = func.coalesce(Ticket.first_response_due, Ticket.resolution_due)
+    # The next deadline still open: first response until answered, then resolution.
+    due = case(
+        (
+            Ticket.first_response_at.is_(None) & Ticket.first_response_due.is_not(None),
+            Ticket.first_response_due,
+        ),
+        (Ticket.resolved_at.is_(None), Ticket.resolution_due),
+        else_=None,
+    )
     query = (
         select(Ticket, Organization.name, counts.c.n)
         .outerjoin(Organization, Ticket.organization_id == Organization.id)
@@ -270,6 +280,8 @@ async def list_tickets(
             t.first_response_due,
             t.resolution_due,
             n or 0,
+            t.first_response_at,
+            t.resolved_at,
         )
         for t, org, n in (await session.execute(query)).all()
     ]

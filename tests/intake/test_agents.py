@@ -29,7 +29,7 @@ from intake.notices import NoticeOptions, Notifier
 from intake.pipeline import Pipeline, PipelineOptions
 from intake.policy import compute_deadlines
 from intake.policy_file import load_policy
-from storage import contacts
+from storage import contacts, tickets
 from storage.agents import TicketForUpdate
 from storage.models import Agent, ApiToken, SlaAlert, Ticket, TicketEvent
 
@@ -332,3 +332,14 @@ def test_a_ticket_without_an_sla_keeps_no_deadlines() -> None:
         BASE, load_policy("four-tier"), priority="high", severity=None, actor="a", now=NOW
     )
     assert outcome is not None and "first_response_due" not in outcome.columns
+
+
+async def test_the_queue_counts_down_to_the_next_open_deadline(storage: Storage) -> None:
+    answered = await new_ticket(storage, "High: answered")
+    waiting = await new_ticket(storage, "Low: waiting")
+    await agent_actions.act(storage.sessions, answered, Action.FIRST_RESPONSE, ANN, now=NOW)
+    async with storage.sessions() as session:
+        rows = await tickets.list_tickets(session, only_open=True, overdue_at=None)
+    # The answered one has no resolution target (four-tier), so it sorts after the waiting one.
+    assert [r.id for r in rows] == [waiting, answered]
+    assert rows[1].first_response_at == NOW
