@@ -38,12 +38,18 @@ _DAEMON = re.compile(r"\b(?:mailer[-_ ]?daemon|mail delivery (?:subsystem|system
 _NO_REPLY = re.compile(
     r"^(?:[\w.+-]*[-_.])?(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|donotreply|notifications?|notify"
     r"|alerts?|newsletters?|announcements?|announce|marketing|mailer)@"
-    r"|^(?:www-data|apache|nginx|nobody|daemon)@",
+    r"|^(?:www-data|apache|nginx|nobody|daemon|anonymous)@",  # web-form mailers' system accounts
     re.I,
 )
 _LIST_SENDER = re.compile(r"^(?:owner-[\w.+-]+|[\w.+-]+-(?:request|owner|bounces?))@", re.I)
 # Bulk senders' return paths: "bounces-...@", "bounce-mc...@", VERP "list+user=example.org@".
 _BULK_RETURN = re.compile(r"^(?:bounces?[-+._]|[\w.-]*\+[\w.-]*=[\w.-]+@)", re.I)
+# A To: that is only an empty group ("undisclosed-recipients:;", "IETF-Announce:;") hides a
+# mass mailing's recipients (RFC 5322 3.4); a person's request names whom it is to.
+_EMPTY_GROUP = re.compile(r"^\s*[^:,<>@\"]*:\s*;\s*$")
+# A text that opens with an XML declaration is a machine's payload (lead feeds, ADF, monitoring
+# exports), never a person's words.
+_XML_PAYLOAD = re.compile(r"\s*<\?xml[\s?]", re.I)
 
 Finding = tuple[str, str]  # (strength key, rule name)
 
@@ -97,6 +103,10 @@ def _from(value: str) -> Finding | None:
     return None
 
 
+def _to(value: str) -> Finding | None:
+    return ("bulk", "header.to.empty_group") if _EMPTY_GROUP.match(value) else None
+
+
 def _return_path(value: str) -> Finding | None:
     if value.strip() in ("<>", ""):
         return "null_sender", "header.return_path.null"
@@ -133,6 +143,7 @@ _HEADER_CHECKS: dict[str, Callable[[str], Finding | None]] = {
     "x-spam-flag": _spam,
     "x-spam-status": _spam,
     "from": _from,
+    "to": _to,
     "return-path": _return_path,
 }
 
@@ -169,6 +180,7 @@ def detect_machine(
         findings.extend(_found(document, kind, group.match(document.folded, document.subject_end)))
     head = rules.auto_reply_text.search(document, document.body_start + _TEXT_HEAD)
     findings.extend(_found(document, "auto_reply", head[0] if head else None))
+    findings.extend(_payload(document))
     if not findings:
         return None, []
     strongest = max(findings, key=lambda finding: _STRENGTH[finding[0]])[0]
@@ -182,6 +194,14 @@ def _envelope(sender: str | None) -> list[tuple[str, Evidence]]:
         return [("null_sender", Evidence(SIGNAL, "envelope.null_sender", "<>", "envelope"))]
     found = _sender_kind(_address(sender), "envelope")
     return [] if found is None else [(found[0], Evidence(SIGNAL, found[1], sender, "envelope"))]
+
+
+def _payload(document: Document) -> list[tuple[str, Evidence]]:
+    payload = _XML_PAYLOAD.match(document.folded, document.body_start)
+    if payload is None:
+        return []
+    matched = document.text(payload).strip()
+    return [("notification", Evidence(SIGNAL, "text.xml_payload", matched, "body"))]
 
 
 def _found(

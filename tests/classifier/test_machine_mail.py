@@ -193,3 +193,41 @@ def test_list_mail_is_still_read_for_what_a_person_asked(run: Classify) -> None:
     )
     assert question.machine_kind is MachineKind.LIST
     assert (question.category, question.severity) == (Category.QUESTION, 4)
+
+
+@pytest.mark.parametrize(
+    ("headers", "kind"),
+    [
+        ([("To", "undisclosed-recipients:;")], BULK),
+        ([("To", "IETF-Announce:;")], BULK),
+        ([("To", "  Customers : ; ")], BULK),
+        # a group with members, or a group beside an address, names its recipients
+        ([("To", "Team: jana@example.cz, petr@example.cz;")], None),
+        ([("To", "support@example.com, undisclosed-recipients:;")], None),
+        ([("To", "Support <support@example.com>")], None),
+        ([("From", "anonymous@web.example.com")], NOTE),
+        ([("From", "anonymous.coward@example.com")], None),
+    ],
+)
+def test_recipients_and_system_senders(
+    run: Classify, headers: list[tuple[str, str]], kind: MachineKind | None
+) -> None:
+    assert run("Hello", "Hi there", headers).machine_kind is kind
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ('<?xml version="1.0" encoding="UTF-8"?>\n<adf><prospect/></adf>', NOTE),
+        ("  <?XML version='1.0'?><feed/>", NOTE),
+        ('Our export fails with this file:\n<?xml version="1.0"?><a/>', None),
+        ("<?xmlish is not a declaration", None),
+    ],
+)
+def test_machine_payload(run: Classify, text: str, kind: MachineKind | None) -> None:
+    result = run("New lead", text)
+    assert result.machine_kind is kind
+    if kind is not None:
+        assert [e.rule for e in result.evidence if e.signal == "auto_generated"] == [
+            "text.xml_payload"
+        ]
