@@ -121,7 +121,7 @@ async def list_contacts(storage: Storage) -> list[dict[str, Any]]:
     ]
 
 
-def _time(value: datetime | None) -> str | None:
+def iso_time(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
@@ -140,13 +140,13 @@ def ticket_json(t: tickets.TicketSummary) -> dict[str, Any]:
         "severity": t.severity,
         "category": t.category,
         "status": t.status,
-        "received_at": _time(t.received_at),
-        "first_response_due": _time(t.first_response_due),
-        "resolution_due": _time(t.resolution_due),
+        "received_at": iso_time(t.received_at),
+        "first_response_due": iso_time(t.first_response_due),
+        "resolution_due": iso_time(t.resolution_due),
         "flags": list(t.flags),
         "message_count": t.message_count,
-        "first_response_at": _time(t.first_response_at),
-        "resolved_at": _time(t.resolved_at),
+        "first_response_at": iso_time(t.first_response_at),
+        "resolved_at": iso_time(t.resolved_at),
     }
 
 
@@ -172,18 +172,20 @@ async def show_ticket(storage: Storage, reference: str) -> dict[str, Any]:
         decision = await tickets.ticket_decision(session, ticket_id)
     shown = ticket_json(found[0])
     shown["decision"] = decision
-    shown["messages"] = [
-        {
-            "channel": m.channel,
-            "direction": m.direction,
-            "sender": m.sender,
-            "subject": m.subject,
-            "text": m.text,
-            "received_at": _time(m.received_at),
-            "attachments": list(m.attachments),
-            "problems": list(m.problems),
-            "extra": m.extra,
-        }
-        for m in messages
-    ]
+    shown["messages"] = [message_json(m) for m in messages]
     return shown
+
+
+def message_json(m: tickets.MessageView) -> dict[str, Any]:
+    """One message of a ticket as `intake tickets show --json` prints it (and the API)."""
+    return {
+        "channel": m.channel,
+        "direction": m.direction,
+        "sender": m.sender,
+        "subject": m.subject,
+        "text": m.text,
+        "received_at": iso_time(m.received_at),
+        "attachments": list(m.attachments),
+        "problems": list(m.problems),
+        "extra": m.extra,
+    }

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from intake.admin import ticket_json
+from intake.admin import iso_time, message_json, ticket_json
 from intake.agents import AgentIdentity
 from intake.errors import InputRefusedError, TransientError
 from intake.policy import Policy, compute_deadlines
@@ -67,10 +67,6 @@ class Outcome:
     details: dict[str, Any]
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 def transition(ticket: TicketForUpdate, action: Action, now: datetime) -> Outcome | None:
     """What `action` does to `ticket` at `now`; None when it is already done (idempotent)."""
     status = ticket.status
@@ -83,8 +79,8 @@ def transition(ticket: TicketForUpdate, action: Action, now: datetime) -> Outcom
             return None
         return Outcome(
             {"status": "open", "resolved_at": None, "closed_at": None, "on_hold_at": None},
-            {"from": status, "resolved_at": _iso(ticket.resolved_at),
-             "closed_at": _iso(ticket.closed_at)},
+            {"from": status, "resolved_at": iso_time(ticket.resolved_at),
+             "closed_at": iso_time(ticket.closed_at)},
         )  # fmt: skip
     if action is Action.CLOSE:
         if status == "closed":
@@ -148,7 +144,7 @@ def change(
                 ("first_response_due", ticket.first_response_due, due.first_response_due),
                 ("resolution_due", ticket.resolution_due, due.resolution_due),
             ):
-                details[name] = {"from": _iso(old), "to": _iso(new)}
+                details[name] = {"from": iso_time(old), "to": iso_time(new)}
                 columns[name] = new
             columns["clock_starts"] = due.clock_starts
             flags = [f for f in ticket.flags if f != "on_call"]
@@ -268,30 +264,17 @@ async def ticket_detail(
         events = await repo.ticket_events(session, ticket_id)
     shown = ticket_json(found[0])
     shown.update(
-        clock_starts=_iso(times.clock_starts),
-        first_response_at=_iso(times.first_response_at),
-        resolved_at=_iso(times.resolved_at),
-        on_hold_at=_iso(times.on_hold_at),
-        closed_at=_iso(times.closed_at),
-        last_message_at=_iso(times.last_message_at),
+        clock_starts=iso_time(times.clock_starts),
+        first_response_at=iso_time(times.first_response_at),
+        resolved_at=iso_time(times.resolved_at),
+        on_hold_at=iso_time(times.on_hold_at),
+        closed_at=iso_time(times.closed_at),
+        last_message_at=iso_time(times.last_message_at),
         decision=decision,
     )
-    # The same message objects as `intake tickets show --json` (intake.admin.show_ticket).
-    shown["messages"] = [
-        {
-            "channel": m.channel,
-            "direction": m.direction,
-            "sender": m.sender,
-            "subject": m.subject,
-            "text": m.text,
-            "received_at": _iso(m.received_at),
-            "attachments": list(m.attachments),
-            "problems": list(m.problems),
-            "extra": m.extra,
-        }
-        for m in messages
-    ]
+    shown["messages"] = [message_json(m) for m in messages]
     shown["events"] = [
-        {"at": _iso(e.at), "actor": e.actor, "kind": e.kind, "details": e.details} for e in events
+        {"at": iso_time(e.at), "actor": e.actor, "kind": e.kind, "details": e.details}
+        for e in events
     ]
     return shown

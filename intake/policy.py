@@ -163,6 +163,14 @@ def _regional(cal: Calendar, zone: str) -> Calendar:
     return replace(cal, zone=zone, _years={})
 
 
+def basis_calendar(policy: Policy, basis: Basis) -> Calendar:
+    """The calendar a deadline ran on, from how it was computed (its Basis)."""
+    if basis.calendar == "24x7":
+        return TWENTY_FOUR_SEVEN
+    cal = policy.calendars[basis.calendar]
+    return cal if cal.zone == basis.zone else _regional(cal, basis.zone)
+
+
 def _amount(target: Target, cal: Calendar) -> tuple[Calendar, timedelta]:
     if target.kind is TargetKind.CALENDAR_HOURS:
         return TWENTY_FOUR_SEVEN, timedelta(hours=target.amount)

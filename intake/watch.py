@@ -29,18 +29,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cache
 
 from jinja2 import Environment
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from intake import acks, references
-from intake.calendar import TWENTY_FOUR_SEVEN, Calendar, support_time
+from intake.calendar import Calendar, support_time
 from intake.errors import IntakeError
 from intake.notices import NoticeOptions
-from intake.policy import Basis, Policy, compute_deadlines
+from intake.policy import basis_calendar, compute_deadlines
 from intake.policy_file import load_policy
 from storage import outbox, suppressions, watch
 from storage.watch import BREACH, Deadline, WatchedTicket
@@ -73,20 +72,6 @@ def threshold_due(
     if share >= warn_share and label not in alerted:
         return label
     return None
-
-
-@cache
-def _in_zone(cal: Calendar, zone: str) -> Calendar:
-    # Memoized so each (calendar, zone) builds its year tables once, as intake.policy does.
-    return replace(cal, zone=zone, _years={})
-
-
-def basis_calendar(policy: Policy, basis: Basis) -> Calendar:
-    """The calendar a deadline ran on, from how it was computed."""
-    if basis.calendar == "24x7":
-        return TWENTY_FOUR_SEVEN
-    cal = policy.calendars[basis.calendar]
-    return cal if cal.zone == basis.zone else _in_zone(cal, basis.zone)
 
 
 def deadline_calendar(ticket: WatchedTicket) -> Calendar | None:
