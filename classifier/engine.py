@@ -24,6 +24,10 @@ from classifier.text import own_text
 # reading it all would let one message stall the intake (own_text is linear, ~0.3 s/MiB).
 _MAX_RAW_TEXT = 524_288
 
+# Evidence kept per rule and signal: a marker repeated 10,000 times is one finding, and the
+# evidence goes into the ticket's record and onto the agents' page.
+_MAX_EVIDENCE_PER_RULE = 3
+
 # Header priority markers mail clients set (compared case-insensitively). X-Priority is
 # "1 (Highest)" .. "5 (Lowest)"; RFC 2156 Priority is normal/urgent/non-urgent.
 _HIGH_PRIORITY: dict[str, frozenset[str]] = {
@@ -76,17 +80,30 @@ def classify(
         auto_generated=kind is not None,
         machine_kind=kind,
         missing=missing,
-        evidence=(
-            *urgent_evidence,
-            *tier_evidence,
-            *header_evidence,
-            *explicit_evidence,
-            *severity_evidence,
-            *category_evidence,
-            *machine_evidence,
-            *info_evidence,
+        evidence=_bounded(
+            [
+                *urgent_evidence,
+                *tier_evidence,
+                *header_evidence,
+                *explicit_evidence,
+                *severity_evidence,
+                *category_evidence,
+                *machine_evidence,
+                *info_evidence,
+            ]
         ),
     )
+
+
+def _bounded(evidence: list[Evidence]) -> tuple[Evidence, ...]:
+    """The first few findings of each (signal, rule), in order."""
+    seen: dict[tuple[str, str], int] = {}
+    kept = []
+    for item in evidence:
+        count = seen[item.signal, item.rule] = seen.get((item.signal, item.rule), 0) + 1
+        if count <= _MAX_EVIDENCE_PER_RULE:
+            kept.append(item)
+    return tuple(kept)
 
 
 def _header_priority(headers: Sequence[tuple[str, str]]) -> list[Evidence]:

@@ -147,7 +147,9 @@ def _score(literals: set[str]) -> tuple[int, int]:
 
 
 _WORD = re.compile(r"\w+")
-_GAP_AND_WORD = re.compile(r"(\W*)(\w+)")
+# The second branch takes a trailing run of non-word characters in one step: without it, a
+# text ending in n dots costs n tries of n characters each (quadratic; found by fuzzing).
+_GAP_AND_WORD = re.compile(r"(\W*+)(\w+)|\W+$")
 _CACHE_LIMIT = 100_000
 
 
@@ -181,6 +183,8 @@ class AnchorIndex:
         found: dict[str, list[int]] = {}
         position = 0
         for gap, word in _GAP_AND_WORD.findall(text):
+            if not word:  # the trailing run: no word follows
+                break
             position += len(gap)
             stems = cache.get(word)
             if stems is None:

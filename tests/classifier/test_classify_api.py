@@ -74,3 +74,10 @@ def test_long_input_is_read_up_to_a_limit(run: Classify, size: int) -> None:
     text = ("word " * size) + " urgent"
     result = run(subject, text)
     assert result.urgent is (size < 10_000)
+
+
+def test_evidence_is_bounded_per_rule(run: Classify) -> None:
+    # A marker repeated 10,000 times is one finding: its first few occurrences are evidence.
+    result = run("", "Urgent! " * 10_000)
+    assert result.urgent
+    assert 1 <= len([e for e in result.evidence if e.signal == "urgent"]) <= 3

@@ -52,6 +52,13 @@ def test_anchor_index_finds_word_starts() -> None:
     }
 
 
+def test_anchor_index_trailing_non_words() -> None:
+    # A trailing run of non-word characters ends the scan; words before it are all found.
+    index = gate.AnchorIndex(["urgent"])
+    assert index.find("urgent. urgent" + "." * 50_000) == {"urgent": [0, 8]}
+    assert index.find(" \n" * 1_000) == {}
+
+
 def test_anchor_index_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gate, "_CACHE_LIMIT", 2)
     index = gate.AnchorIndex(["urgent"])
