@@ -5,13 +5,21 @@ concurrent connections and times each DATA (from sending the content to the 250)
 messages per second, p50/p99 of that latency, and the server's peak RSS, with the product's
 figures as a ratio of the do-nothing server's measured in the same run.
 
+The product runs on its embedded defaults (SQLite in a temporary folder) or on the
+PostgreSQL named by `--database-url`: that database is dropped and created afresh, so its
+name must contain "bench". Its acknowledgements go to a do-nothing SMTP sink (a third
+process), so they are composed and delivered as in production. `--profile FILE` runs the
+product under cProfile and writes its stats there (read them with `python -m pstats FILE`).
+
     python bench/smtp_load.py [--messages 2000] [--connections 20]
+        [--database-url postgresql+asyncpg://postgres@127.0.0.1/intake_bench] [--profile FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import socket
 import statistics
 import subprocess
@@ -22,6 +30,8 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import aiosmtplib
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy.engine import make_url
 
 NOTHING_SERVER = """
 import asyncio, sys
@@ -67,6 +77,12 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def message(n: int) -> EmailMessage:
     mail = EmailMessage()
     mail["From"] = f"customer{n % 500}@example.org"
@@ -96,15 +112,41 @@ async def load(port: int, messages: int, connections: int) -> tuple[float, list[
     return messages / (time.perf_counter() - began), latencies
 
 
+async def fresh_database(url: str) -> None:
+    """Drop and create the bench's PostgreSQL database, so every run starts empty."""
+    parsed = make_url(url)
+    name = parsed.database or ""
+    if "bench" not in name:
+        raise SystemExit(f"refusing to drop database {name!r}: its name must contain 'bench'")
+    admin = await asyncpg.connect(
+        host=parsed.host, port=parsed.port, user=parsed.username, password=parsed.password,
+        database="postgres",
+    )  # fmt: skip
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+
+
 def run(
-    argv: list[str], port: int, cwd: Path, messages: int, connections: int
-) -> tuple[float, list[float], float]:
-    process = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    argv: list[str],
+    port: int,
+    cwd: Path,
+    messages: int,
+    connections: int,
+    env: dict[str, str] | None = None,
+) -> tuple[float, list[float], float, float]:
+    process = subprocess.Popen(
+        argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
     try:
         wait_listening(port, process)
         asyncio.run(load(port, min(100, messages), connections))  # warm up
+        cpu_before = cpu_seconds(process.pid)
         rate, latencies = asyncio.run(load(port, messages, connections))
-        return rate, latencies, peak_rss_mb(process.pid)
+        cpu_ms = (cpu_seconds(process.pid) - cpu_before) * 1000 / messages
+        return rate, latencies, peak_rss_mb(process.pid), cpu_ms
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -119,15 +161,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--connections", type=int, default=20)
-    parser.add_argument("--database-url", default="", help="default: SQLite in a temp folder")
+    parser.add_argument(
+        "--database-url", default="", help="default: SQLite in a temp folder; else dropped!"
+    )
+    parser.add_argument("--profile", type=Path, help="cProfile the product into this file")
     args = parser.parse_args()
+    env = dict(os.environ)
+    if args.database_url:
+        asyncio.run(fresh_database(args.database_url))
+        env["INTAKE_DATABASE_URL"] = args.database_url
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        nothing_port, intake_port = free_port(), free_port()
+        nothing_port, intake_port, sink_port = free_port(), free_port(), free_port()
         (root / "nothing.py").write_text(NOTHING_SERVER, encoding="utf-8")
         (root / "intake.toml").write_text(
             f"[smtp]\nport = {intake_port}\n[web]\nenabled = false\n"
-            "[outbound.smtp]\nport = 9\n[pipeline]\nacks_per_sender_per_hour = 1000000\n",
+            f'[outbound.smtp]\nhost = "127.0.0.1"\nport = {sink_port}\n'
+            "[pipeline]\nacks_per_sender_per_hour = 1000000\n",
             encoding="utf-8",
         )
         base = run(
@@ -137,22 +187,36 @@ def main() -> None:
             args.messages,
             args.connections,
         )
-        ours = run(
-            [sys.executable, "-m", "intake.cli", "serve"],
-            intake_port,
-            root,
-            args.messages,
-            args.connections,
-        )
+        profile = ["-m", "cProfile", "-o", str(args.profile.absolute())] if args.profile else []
+        sink = subprocess.Popen([sys.executable, str(root / "nothing.py"), str(sink_port)])
+        try:
+            wait_listening(sink_port, sink)
+            ours = run(
+                [sys.executable, *profile, "-m", "intake.cli", "serve"],
+                intake_port,
+                root,
+                args.messages,
+                args.connections,
+                env,
+            )
+        finally:
+            sink.terminate()
+            sink.wait(timeout=60)
     where = args.database_url.split("@")[-1] if args.database_url else "SQLite"
     print(f"{args.messages} messages over {args.connections} connections, loopback, {where}")
-    for name, (rate, latencies, rss) in (("do-nothing aiosmtpd", base), ("intake serve", ours)):
+    for name, (rate, latencies, rss, cpu_ms) in (
+        ("do-nothing aiosmtpd", base),
+        ("intake serve", ours),
+    ):
         p50, p99 = quantiles(latencies)
         print(
             f"{name:<20} {rate:8.0f} msg/s   DATA->250 p50 {p50:7.1f} ms  p99 {p99:7.1f} ms"
-            f"   peak RSS {rss:6.1f} MB"
+            f"   peak RSS {rss:6.1f} MB   CPU {cpu_ms:5.2f} ms/msg"
         )
-    print(f"intake serve / do-nothing: {ours[0] / base[0]:.2f}x the rate")
+    print(
+        f"intake serve / do-nothing: {ours[0] / base[0]:.2f}x the rate, "
+        f"{ours[3] / base[3]:.1f}x the CPU per message"
+    )
 
 
 if __name__ == "__main__":

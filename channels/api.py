@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +35,7 @@ from intake.agent_actions import (
 from intake.agents import AgentIdentity, agent_for_token
 from intake.errors import InputRefusedError, TransientError
 from intake.messages import ChannelKind, Intake
+from intake.ratelimit import FailureBackoff
 from storage.tickets import TicketFilter
 
 log = logging.getLogger(__name__)
@@ -148,6 +150,8 @@ class AgentApi:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock = _now) -> None:
         self.sessions = sessions
         self.clock = clock
+        # Guessing tokens: after 10 wrong ones a client waits, doubling up to 15 minutes.
+        self.failures = FailureBackoff(10, cap=900)
 
     def routes(self, _intake: Intake) -> Sequence[BaseRoute]:
         return [
@@ -186,9 +190,15 @@ class AgentApi:
         token = _bearer(header or "")
         if token is None:
             raise _unauthorized(had_token=bool(header))
+        client = request.client.host if request.client else "unknown"
+        wait = self.failures.wait(client)
+        if wait:
+            retry = {"Retry-After": str(math.ceil(wait))}
+            raise _HttpError(429, "too many invalid tokens from your address; try later", retry)
         async with storage_errors():
             agent = await agent_for_token(self.sessions, token, now=self.clock())
         if agent is None:
+            self.failures.failed(client)
             raise _unauthorized(had_token=True)
         return agent
 

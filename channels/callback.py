@@ -14,7 +14,6 @@ import re
 import secrets
 import time
 import uuid
-from collections import defaultdict, deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +28,7 @@ from starlette.routing import BaseRoute, Route
 from channels.web import take, to_status
 from intake.errors import InputRefusedError
 from intake.messages import ChannelKind, InboundMessage, Intake, Receipt
+from intake.ratelimit import RateLimitedError, RateLimiter
 
 COOKIE = "intake_csrf"
 ZONES = (
@@ -57,30 +57,13 @@ FIELDS = (
 MAX_BODY = 32 * 1024
 _EMAIL = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_TEXT_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+_LINE_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 _templates = Environment(
     loader=PackageLoader("channels", "templates"),
     autoescape=select_autoescape(enabled_extensions=("html", "j2")),
 )
-
-
-class RateLimiter:
-    """At most `limit` events per `window` seconds for each key (in this process's memory)."""
-
-    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic):
-        self.limit, self.window, self.clock = limit, window, clock
-        self._events: dict[str, deque[float]] = defaultdict(deque)
-
-    def retry_after(self, key: str) -> float | None:
-        """None when the event may happen now (it is counted); else seconds to wait."""
-        now = self.clock()
-        events = self._events[key]
-        while events and events[0] <= now - self.window:
-            events.popleft()
-        if len(events) >= self.limit:
-            return events[0] + self.window - now
-        events.append(now)
-        return None
 
 
 def csrf_token(secret: bytes, nonce: str, issued: int) -> str:
@@ -93,6 +76,15 @@ def csrf_valid(secret: bytes, nonce: str, token: str, now: int, max_age: int) ->
     if not nonce or not issued_text.isdigit() or now - int(issued_text) > max_age:
         return False
     return hmac.compare_digest(token, csrf_token(secret, nonce, int(issued_text)))
+
+
+def clean_field(field: str, value: str) -> str:
+    """A field as stored: no control characters (PostgreSQL refuses NUL; a CR or LF in a name
+    must not reach a header or a log line); only the description keeps its line breaks."""
+    if field == "description":
+        text = value.replace("\r\n", "\n").replace("\r", "\n")
+        return _TEXT_CONTROLS.sub("", text).strip()
+    return " ".join(_LINE_CONTROLS.sub(" ", value).split())
 
 
 def validate(form: dict[str, str], default_region: str | None) -> tuple[dict[str, str], str]:
@@ -119,6 +111,8 @@ def validate(form: dict[str, str], default_region: str | None) -> tuple[dict[str
         errors["window_to"] = "The preferred time should end after it starts."
     if not form["description"].strip():
         errors["description"] = "Please describe what it is about."
+    if form["zone"] and form["zone"] not in ZONES:
+        errors["window_to"] = "Please choose a time zone from the list."
     return errors, phone
 
 
@@ -195,7 +189,7 @@ class CallbackForm:
             return self.page(
                 request, form, {"name": "The form expired; please send it again."}, status=403
             )
-        values = {field: form.get(field, "").strip() for field in FIELDS}
+        values = {field: clean_field(field, form.get(field, "")) for field in FIELDS}
         errors, phone = validate(values, self.default_region)
         submission = form.get("submission", "")
         if not re.fullmatch(r"[0-9a-f]{32}", submission):
@@ -252,9 +246,13 @@ class CallbackForm:
                 if status == 503
                 else "We could not take that request."
             )
+            headers = {}
+            if isinstance(outcome, RateLimitedError):
+                headers["Retry-After"] = str(outcome.retry_seconds)
             if isinstance(outcome, InputRefusedError):
                 text = f"We could not take that request: {outcome.reason}"
-            return HTMLResponse(f"<!doctype html><p role=alert>{escape(text)}</p>", status)
+            html = f"<!doctype html><p role=alert>{escape(text)}</p>"
+            return HTMLResponse(html, status, headers=headers)
         html = _templates.get_template("callback.html.j2").render(
             reference=outcome.reference, phone=phone, window=_window(form), form={}, errors={}
         )

@@ -5,6 +5,11 @@ the pipeline's `Receipt`, that is after its transaction has committed. A crash i
 harmless: the message is fetched again and comes back as a DUPLICATE receipt (Message-ID
 idempotency), then it is confirmed. Where polling stands (UIDVALIDITY and the last UID done) is
 kept in `mailbox_state`. The blocking imapclient calls live in `channels.imap_session`.
+
+Several nodes may run the channel on one mailbox: only the holder of the mailbox's
+`Leadership` (a PostgreSQL advisory lock, `storage.locks`) polls; the others wait and take over
+when it dies or loses its database connection. Polling stops as soon as a check of the lock
+fails.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from intake.config import ImapSettings
 from intake.errors import InputRefusedError, IntakeError, TransientError
 from intake.messages import Intake, Receipt, ReceiptStatus
 from storage import mailboxes
+from storage.locks import Leadership, SoleNode
 
 __all__ = [
     "BackfillResult",
@@ -45,6 +51,8 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 20  # messages fetched per UID FETCH: bounds memory and the work redone on a drop
 TIMEOUT_SECONDS = 60.0  # socket timeout for one IMAP command
+LOCK_CHECK_SECONDS = 5.0  # how often the poller checks it still holds the mailbox's lock
+LOCK_RETRY_SECONDS = 5.0  # how often a waiting node tries to take the lock
 
 
 def mailbox_key(settings: ImapSettings) -> str:
@@ -75,6 +83,9 @@ class ImapChannel:
         use_idle: bool = True,
         batch_size: int = BATCH_SIZE,
         timeout: float = TIMEOUT_SECONDS,
+        leadership: Leadership | None = None,
+        lock_check: float = LOCK_CHECK_SECONDS,
+        lock_retry: float = LOCK_RETRY_SECONDS,
     ) -> None:
         self.settings = settings
         self.mailbox = mailbox_key(settings)
@@ -87,22 +98,33 @@ class ImapChannel:
         self._timeout = timeout
         self._intake: Intake | None = None
         self._task: asyncio.Task[None] | None = None
+        # Without one, this node is taken to be the only one (SQLite: one node by nature).
+        self._leadership: Leadership = leadership or SoleNode(self.mailbox)
+        self._lock_check = lock_check
+        self._lock_retry = lock_retry
         self._stopping = asyncio.Event()
-        self._stopping_thread = threading.Event()  # the same, for a blocking IDLE wait
+        self._leave = asyncio.Event()  # stopping, or the lock was lost: stop polling
+        self._leave_thread = threading.Event()  # the same, for a blocking IDLE wait
         self._failures = 0
+        self.polling = False  # this node holds the mailbox's lock and polls it now
 
     async def start(self, intake: Intake) -> None:
-        """Connect and log in (raising what went wrong), then poll in a background task."""
+        """Connect and log in (raising what went wrong), then poll in a background task.
+
+        Every node checks its settings this way at start, even one that will wait for the lock.
+        """
         self._intake = intake
         self._stopping.clear()
-        self._stopping_thread.clear()
+        self._leave.clear()
+        self._leave_thread.clear()
         session = await self._connect()
-        self._task = asyncio.create_task(self._run(session), name=f"imap {self.mailbox}")
+        self._task = asyncio.create_task(self._lead(session), name=f"imap {self.mailbox}")
 
     async def stop(self) -> None:
-        """Stop polling, finish the message in hand, log out."""
+        """Stop polling, finish the message in hand, log out, give up the lock."""
         self._stopping.set()
-        self._stopping_thread.set()
+        self._leave.set()
+        self._leave_thread.set()
         if self._task is not None:
             await self._task
             self._task = None
@@ -113,8 +135,48 @@ class ImapChannel:
 
     # -- the background task -----------------------------------------------------------------
 
-    async def _run(self, session: ImapSession | None) -> None:
+    async def _lead(self, session: ImapSession | None) -> None:
+        """Wait for the mailbox's lock, poll while it is held; wait again if it is lost."""
         while not self._stopping.is_set():
+            if not await self._leadership.acquire():
+                if session is not None:
+                    log.info("IMAP %s: another node polls it; waiting", self.mailbox)
+                    await asyncio.to_thread(session.logout)
+                    session = None
+                await self._sleep(self._lock_retry, self._stopping)
+                continue
+            self._leave.clear()
+            self._leave_thread.clear()
+            if self._stopping.is_set():  # stop() came while the lock was being taken
+                await self._leadership.release()
+                break
+            watch = asyncio.create_task(self._watch_lock(), name=f"imap lock {self.mailbox}")
+            self.polling = True
+            try:
+                await self._run(session)
+            finally:
+                session = None  # _run logs out
+                self.polling = False
+                self._leave.set()
+                await watch
+                await self._leadership.release()
+        if session is not None:
+            await asyncio.to_thread(session.logout)
+
+    async def _watch_lock(self) -> None:
+        """Check the lock regularly; on a failed check, make the poller stop."""
+        while not self._leave.is_set():
+            await self._sleep(self._lock_check, self._leave)
+            if self._leave.is_set():
+                return
+            if not await self._leadership.held():
+                log.warning("IMAP %s: lost the mailbox's lock; polling stops", self.mailbox)
+                self._leave.set()
+                self._leave_thread.set()
+                return
+
+    async def _run(self, session: ImapSession | None) -> None:
+        while not self._leave.is_set():
             try:
                 if session is None:
                     session = await self._connect()
@@ -131,13 +193,13 @@ class ImapChannel:
                     log.warning("IMAP %s: %s; reconnecting in %.1fs", self.mailbox, exc, delay)
                 else:
                     log.exception("IMAP %s: failed; reconnecting in %.1fs", self.mailbox, delay)
-                await self._sleep(delay)
+                await self._sleep(delay, self._leave)
         if session is not None:
             await asyncio.to_thread(session.logout)
 
     async def _serve(self, session: ImapSession) -> None:
         """Passes over the folder, waiting for new mail in between, until stopped."""
-        while not self._stopping.is_set():
+        while not self._leave.is_set():
             try:
                 handled = await self._pass(session)
             except (ImapConnectionError, ImapCommandError):
@@ -151,7 +213,7 @@ class ImapChannel:
                     log.warning("IMAP %s: intake: %s; retry in %.1fs", self.mailbox, exc, delay)
                 else:
                     log.exception("IMAP %s: intake failed; retry in %.1fs", self.mailbox, delay)
-                await self._sleep(delay)
+                await self._sleep(delay, self._leave)
                 continue
             self._failures = 0
             if not handled:
@@ -164,16 +226,16 @@ class ImapChannel:
         exponent = min(self._failures - 1, 30)
         return float(min(self._backoff_cap, self._backoff_base * 2**exponent))
 
-    async def _sleep(self, seconds: float) -> None:
+    async def _sleep(self, seconds: float, until: asyncio.Event) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+            await asyncio.wait_for(until.wait(), seconds)
 
     async def _wait_for_mail(self, session: ImapSession) -> None:
         if self._use_idle and session.has_idle:
             # Blocking wait on the socket, in a thread; it looks at the stop flag regularly.
-            await asyncio.to_thread(session.idle, self.settings.idle_seconds, self._stopping_thread)
+            await asyncio.to_thread(session.idle, self.settings.idle_seconds, self._leave_thread)
         else:
-            await self._sleep(self.settings.poll_seconds)
+            await self._sleep(self.settings.poll_seconds, self._leave)
 
     # -- one pass over the folder ------------------------------------------------------------
 
@@ -196,7 +258,7 @@ class ImapChannel:
         for batch in _chunks(uids, self._batch_size):
             raws = await asyncio.to_thread(session.fetch, batch)
             for uid in batch:
-                if self._stopping.is_set():
+                if self._leave.is_set():
                     return handled
                 await self._take(session, uid, raws.get(uid))
                 await self._save(session.uidvalidity, uid)
@@ -228,7 +290,7 @@ class ImapChannel:
         for batch in _chunks(uids, self._batch_size):
             raws = await asyncio.to_thread(session.fetch, batch)
             for uid in batch:
-                if self._stopping.is_set():
+                if self._leave.is_set():
                     return None
                 await self._take(session, uid, raws.get(uid))
         await self._save(session.uidvalidity, top)

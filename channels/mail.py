@@ -8,6 +8,7 @@ keyed by the hash of its bytes.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime
 
 from channels.mime import parse_email
@@ -16,6 +17,7 @@ from intake.messages import Attachment, ChannelKind, InboundMessage
 # Where a Message-ID is longer than this, its hash stands in (the column holds 998).
 MAX_ID_LENGTH = 500
 UNKNOWN_SENDER = "unknown@invalid"
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def message_key(message_id: str | None, raw: bytes) -> str:
@@ -36,6 +38,11 @@ def inbound_from_raw(
 ) -> InboundMessage:
     """Parse `raw` (never raises: broken mail still becomes a message, flagged)."""
     parsed = parse_email(raw, max_attachment_bytes=max_attachment_bytes)
+    # The SMTP server takes any bytes in MAIL FROM and RCPT TO; a control character (a NUL
+    # that PostgreSQL refuses, a CR for a log line) makes an address nobody's.
+    if envelope_sender and _CONTROL.search(envelope_sender):
+        envelope_sender = UNKNOWN_SENDER
+    recipients = tuple(r for r in recipients if not _CONTROL.search(r))
     sender = parsed.from_addr or (envelope_sender or "").lower() or UNKNOWN_SENDER
     rfc_id = parsed.message_id if parsed.message_id and len(parsed.message_id) <= 998 else None
     return InboundMessage(

@@ -50,14 +50,23 @@ _MAX_PROBLEMS = 50
 _LINE_JUNK = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 # The same for body text, which keeps TAB and LF (CR is normalized away first).
 _TEXT_JUNK = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]+")
-_MSG_ID = re.compile(r"<([^<>\x00-\x20\x7f]{1,998})>")
-_BARE_ID = re.compile(r"[^<>\x00-\x20\x7f]{1,998}@[^<>\x00-\x20\x7f]{1,998}")
-_ADDR_SPEC = re.compile(r"[^@\s<>,;:\"\\()\[\]]{1,64}@[^@\s<>,;:\"\\()\[\]]{1,255}")
+# Blanks and controls, C1 and the Unicode line separators included: an id is echoed in our
+# acknowledgements' In-Reply-To and References headers.
+_MSG_ID = re.compile(r"<([^<>\s\x00-\x20\x7f-\x9f]{1,998})>")
+_BARE_ID = re.compile(r"[^<>\s\x00-\x20\x7f-\x9f]{1,998}@[^<>\s\x00-\x20\x7f-\x9f]{1,998}")
+# No control characters either: a NUL in an address would reach the database (PostgreSQL
+# refuses it in text, and the message would be retried for ever) and the log lines.
+_ADDR_SPEC = re.compile(
+    r"[^@\s<>,;:\"\\()\[\]\x00-\x1f\x7f]{1,64}@[^@\s<>,;:\"\\()\[\]\x00-\x1f\x7f]{1,255}"
+)
+# A MIME type as stored with an attachment; anything else is stored as octet-stream.
+_MEDIA_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]{1,64}/[a-z0-9!#$&^_.+-]{1,128}")
 _SIMPLE_MAILBOX = re.compile(
     r"\s*(?:(?P<name>[^<>@,;:\\\[\]]*?)\s*<(?P<addr>[^<>\s@]+@[^<>\s@]+)>"
     r"|(?P<bare>[^<>\s@]+@[^<>\s@]+))\s*"
 )
 _TAG = re.compile(r"<[^>]*>")
+_PADDING = re.compile(r"[ \t]{9,}")
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*>")
 _BOUNDARY_PARAM = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))', re.I)
 _DELIMITER = re.compile(rb"^--([^\r\n]{1,210})", re.M)
@@ -87,8 +96,9 @@ _SUPERSETS = {
     "iso8859-9": "cp1254",
     "tis-620": "cp874",
 }
-# These codecs turn ASCII escapes into arbitrary characters; no mail body is written in them.
-_UNSAFE_CODECS = frozenset({"unicode-escape", "raw-unicode-escape"})
+# These codecs turn ASCII escapes into arbitrary characters, or are for domain names (and
+# raise a bare UnicodeError on 8-bit input); no mail body is written in them.
+_UNSAFE_CODECS = frozenset({"unicode-escape", "raw-unicode-escape", "punycode", "idna"})
 # Seven-bit codecs whose ASCII bytes do not mean ASCII text.
 _STATEFUL_PREFIXES = ("iso2022", "utf-7", "utf-16", "utf-32", "hz")
 
@@ -193,8 +203,10 @@ class _Walk:
         for defect in part.defects:
             self.flag(f"defect:{type(defect).__name__}")
         ctype = part.get_content_type()
-        payload = part.get_payload()
-        if isinstance(payload, list):
+        # is_multipart() first: get_payload() of a leaf holding 8-bit bytes decodes them with
+        # the declared charset and "replace", which some codecs (idna) refuse with UnicodeError.
+        if part.is_multipart():
+            payload = part.get_payload()
             children = [child for child in payload if isinstance(child, Message)]
             if ctype.startswith("message/"):
                 return self._message(ctype, children, depth, keep_text)
@@ -255,14 +267,19 @@ class _Walk:
             self.flag("html-truncated")
         html = _XML_DECL.sub("", html)  # lxml refuses str input that declares an encoding
         try:
-            return str(get_text(html))
+            text = str(get_text(html))
         except Exception:  # lxml gave up on this markup; the words are still worth keeping
             return _TAG.sub(" ", html)
+        # inscriptis pads table cells to align columns: a 40 KB newsletter became 550,000
+        # blanks. Trailing blanks go, and a long run is kept short enough to still separate.
+        lines = (line.rstrip(" \t") for line in text.split("\n"))
+        return _PADDING.sub("        ", "\n".join(lines))
 
     def _attach(
         self, part: Message, ctype: str, disposition: str | None, filename: str | None
     ) -> None:
         name = _filename(filename)
+        ctype = ctype if _MEDIA_TYPE.fullmatch(ctype) else "application/octet-stream"
         data = part.get_payload(decode=True)
         blob = data if isinstance(data, bytes) else b""
         if len(blob) > self.max_attachment_bytes:
@@ -544,7 +561,7 @@ def _decode_bytes(data: bytes, declared: str | None) -> tuple[str, tuple[str, ..
     if codec is not None and codec != "utf-8":
         try:
             text = data.decode(codec)
-        except UnicodeDecodeError:
+        except UnicodeError:  # not only UnicodeDecodeError: some codecs raise the base class
             problems.append(f"charset-fallback:{label}")
         else:
             if data.isascii() or not _single_byte(codec):

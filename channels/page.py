@@ -34,12 +34,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from channels.callback import RateLimiter, csrf_token, csrf_valid
+from channels.callback import csrf_token, csrf_valid
 from intake import references
 from intake.agent_actions import TicketNotFoundError, ticket_detail, ticket_rows
 from intake.agents import agent_for_password
 from intake.errors import InputRefusedError, TransientError
 from intake.messages import ChannelKind, Intake
+from intake.ratelimit import FailureBackoff, RateLimiter
 from storage.tickets import TicketFilter
 
 log = logging.getLogger(__name__)
@@ -183,6 +184,8 @@ class QueuePage:
         session_lifetime: timedelta = timedelta(hours=12),
         logins_per_window: int = 10,
         login_window_seconds: float = 300,
+        failures_before_delay: int = 5,
+        delay_cap_seconds: float = 900,
         refresh_seconds: int = 15,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -194,6 +197,9 @@ class QueuePage:
         self.secure_cookie = secure_cookie
         self.lifetime = int(session_lifetime.total_seconds())
         self.limiter = RateLimiter(logins_per_window, login_window_seconds)
+        # Brute force: after a few failures an account, and a client, must wait, doubling.
+        self.accounts = FailureBackoff(failures_before_delay, cap=delay_cap_seconds)
+        self.clients = FailureBackoff(failures_before_delay, cap=delay_cap_seconds)
         self.refresh_seconds = refresh_seconds
         self.wall_clock = wall_clock
         self.script = _static("page.js")
@@ -415,6 +421,14 @@ class QueuePage:
             int(self.wall_clock()), 3600,
         ):  # fmt: skip
             return self.login_form(request, "The form expired; please log in again.", 403)
+        account = form.get("email", "").strip().lower()[:320]
+        locked = max(self.accounts.wait(account) or 0, self.clients.wait(client) or 0)
+        if locked:  # checked before the password: a locked account answers nothing about it
+            response = self.login_form(
+                request, "Too many failed logins; please wait and try again.", 429
+            )
+            response.headers["Retry-After"] = str(math.ceil(locked))
+            return response
         try:
             agent = await agent_for_password(
                 self.sessions, form.get("email", ""), form.get("password", "")
@@ -423,7 +437,12 @@ class QueuePage:
             log.warning("page login: %s", exc)
             return self.login_form(request, "The database does not answer; try again.", 503)
         if agent is None:
+            self.accounts.failed(account)
+            self.clients.failed(client)
+            log.info("page login failed for %r from %s", account, client)
             return self.login_form(request, "Wrong email or password.", 400)
+        self.accounts.succeeded(account)
+        self.clients.succeeded(client)
         expires = int(self.wall_clock()) + self.lifetime
         response = RedirectResponse("/", status_code=303, headers=SECURITY_HEADERS)
         response.set_cookie(
@@ -455,6 +474,11 @@ def page_routes(
     *,
     clock: Clock = _now,
     secure_cookie: bool = True,
+    failures_before_delay: int = 5,
+    delay_cap_seconds: float = 900,
 ) -> Callable[[Intake], Sequence[BaseRoute]]:
     """The web channel's factory for the queue page."""
-    return QueuePage(sessions, secret, clock=clock, secure_cookie=secure_cookie).routes
+    return QueuePage(
+        sessions, secret, clock=clock, secure_cookie=secure_cookie,
+        failures_before_delay=failures_before_delay, delay_cap_seconds=delay_cap_seconds,
+    ).routes  # fmt: skip

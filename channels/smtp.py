@@ -13,6 +13,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -20,6 +21,7 @@ import aiosmtplib
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from channels.mail import inbound_from_raw
+from channels.mailauth import SenderChecks, sender_authenticity
 from channels.outmail import compose
 from intake.config import OutboundSmtpSettings, SmtpSettings
 from intake.errors import (
@@ -28,7 +30,8 @@ from intake.errors import (
     TransientChannelError,
     TransientError,
 )
-from intake.messages import Ack, Intake, Receipt
+from intake.messages import Ack, Authenticity, InboundMessage, Intake, Receipt
+from intake.ratelimit import RateLimitedError, RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,9 @@ def to_wire(outcome: Receipt | BaseException) -> str:
     """The one mapping from the pipeline's answer to an SMTP reply (RFC 5321, RFC 3463)."""
     if isinstance(outcome, Receipt):
         return f"250 2.0.0 OK {outcome.reference}"
+    if isinstance(outcome, RateLimitedError):  # transient: the sending server retries later
+        wait = outcome.retry_seconds
+        return f"450 4.7.1 Too many messages from this sender, try again in {wait} s"
     if isinstance(outcome, InputRefusedError):
         return f"554 5.6.0 Message refused: {_safe(outcome.reason)}"
     if isinstance(outcome, TransientError):
@@ -88,6 +94,7 @@ class _Handler:
         )
         self.channel.in_flight += 1
         try:
+            message = await self.channel.authenticate(message, session, mail_from)
             outcome: Receipt | BaseException = await self.intake(message)
         except Exception as exc:  # mapped to a reply; the server keeps serving
             if not isinstance(exc, InputRefusedError | TransientError):
@@ -109,6 +116,13 @@ class _Server(SMTP):
         self.channel = channel
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        limiter = self.channel.client_limiter
+        if limiter is not None and limiter.retry_after(str(peer[0] if peer else "")) is not None:
+            writer = cast(asyncio.WriteTransport, transport)
+            writer.write(b"421 4.7.0 Too many connections from your address, try again later\r\n")
+            transport.close()
+            return
         if len(self.channel.connections) >= self.channel.max_connections or self.channel.closing:
             writer = cast(asyncio.WriteTransport, transport)
             writer.write(b"421 4.3.2 Too busy, try again later\r\n")
@@ -136,6 +150,8 @@ class SmtpChannel:
         max_connections: int = 200,
         timeout: float = 300.0,
         max_attachment_bytes: int = 10_485_760,
+        sender_checks: SenderChecks | None = None,
+        client_limiter: RateLimiter | None = None,
     ) -> None:
         self.settings = settings
         self.domains = frozenset(_domain("@" + d) for d in settings.domains)
@@ -144,6 +160,8 @@ class SmtpChannel:
         self.max_connections = max_connections
         self.timeout = timeout
         self.max_attachment_bytes = max_attachment_bytes
+        self.sender_checks = sender_checks  # None: no verdict on the From domain ("none")
+        self.client_limiter = client_limiter  # connections per client address
         self.connections: set[_Server] = set()
         self.in_flight = 0
         self.idle = asyncio.Event()
@@ -155,6 +173,29 @@ class SmtpChannel:
     def port(self) -> int:
         """The bound port (useful when configured as 0); 0 before `start`."""
         return self._port
+
+    async def authenticate(
+        self, message: InboundMessage, session: Session, mail_from: str
+    ) -> InboundMessage:
+        """`message` with the verdict on its From domain (channels.mailauth)."""
+        if self.sender_checks is None:
+            return message
+        try:
+            # DNS lookups and RSA verification block: a worker thread keeps the loop serving.
+            verdict = await asyncio.to_thread(
+                sender_authenticity,
+                message.raw,
+                message.headers,
+                message.sender.rpartition("@")[2] if "@" in message.sender else "",
+                checks=self.sender_checks,
+                ip=str(session.peer[0]) if session.peer else "",
+                helo=session.host_name or "",
+                mail_from="" if mail_from in ("", "<>") else mail_from,
+            )
+        except Exception as exc:  # mail our checks choke on proves nothing: unverified
+            log.warning("sender check of %r failed: %s", message.channel_message_id[:80], exc)
+            verdict = Authenticity("fail", (f"our check could not run: {type(exc).__name__}",))
+        return replace(message, authenticity=verdict)
 
     async def start(self, intake: Intake) -> None:
         handler = _Handler(self, intake)

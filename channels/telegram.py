@@ -29,7 +29,7 @@ from starlette.routing import BaseRoute, Route
 from telegram import Update
 from telegram.error import InvalidToken, RetryAfter, TelegramError
 
-from channels.telegram_inbound import MAX_FILE_BYTES
+from channels.telegram_inbound import MAX_FILE_BYTES, shape_problem
 from channels.telegram_updates import UpdateHandler, to_status
 from channels.telegram_wire import TelegramReplier, make_bot, retry_seconds
 from channels.telegram_wire import scrub as _scrub
@@ -270,7 +270,10 @@ class TelegramChannel:
             if body is None:
                 return PlainTextResponse("too large\n", status_code=413)
             try:
-                update = Update.de_json(_json_object(body), self.bot)
+                data = _json_object(body)
+                if problem := shape_problem(data):
+                    raise ValueError(problem)
+                update = Update.de_json(data, self.bot)
             except Exception:  # any shape PTB cannot read is the sender's fault
                 return PlainTextResponse("malformed update\n", status_code=400)
             status = to_status(await self.handle(intake, update))

@@ -12,6 +12,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from telegram import Bot, Message, Update
 from telegram.error import BadRequest, InvalidToken, TelegramError
@@ -25,6 +26,71 @@ MAX_FILE_BYTES = 20 * 1024 * 1024  # what the Bot API lets a bot download at all
 COMMANDS = frozenset({"start", "help", "status"})
 _MIME = re.compile(r"^[a-z0-9][a-z0-9.+-]{0,63}/[a-z0-9][a-z0-9.+-]{0,127}$")
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f]")
+# What a sender's text keeps: tab and line breaks, no other controls (PostgreSQL refuses NUL).
+_TEXT_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+# The types of the update fields we read. PTB's `de_json` checks none, so a webhook body with
+# `"first_name": false` or `"chat": null` would otherwise fail later, as a bug of ours (503, and
+# Telegram resends it for hours). Required keys are marked with "!".
+_FILE = {"file_id!": str, "file_unique_id!": str, "file_name": str, "mime_type": str,
+         "file_size": int}  # fmt: skip
+_SHAPE: dict[str, Any] = {
+    "update_id!": int,
+    "message": {
+        "message_id!": int,
+        "date!": int,
+        "chat!": {
+            "id!": int,
+            "type!": str,
+            "first_name": str,
+            "last_name": str,
+            "username": str,
+            "title": str,
+        },
+        "from": {
+            "id!": int,
+            "is_bot!": bool,
+            "first_name!": str,
+            "last_name": str,
+            "username": str,
+            "language_code": str,
+        },
+        "text": str,
+        "caption": str,
+        "contact": {"phone_number!": str, "first_name!": str, "last_name": str, "user_id": int},
+        "photo": [_FILE | {"width!": int, "height!": int}],
+        "document": _FILE,
+        "video": _FILE,
+        "audio": _FILE,
+        "voice": _FILE,
+    },
+}
+
+
+def shape_problem(data: object, shape: Any = None, where: str = "update") -> str | None:
+    """What is wrong with the types of a webhook's update, or None."""
+    shape = _SHAPE if shape is None else shape
+    if isinstance(shape, list):
+        if not isinstance(data, list):
+            return f"{where} is not a list"
+        return next((p for item in data if (p := shape_problem(item, shape[0], where))), None)
+    if isinstance(shape, dict):
+        if not isinstance(data, dict):
+            return f"{where} is not an object"
+        for key, inner in shape.items():
+            name = key.rstrip("!")
+            if name not in data:
+                if key.endswith("!"):
+                    return f"{where}.{name} is missing"
+                continue
+            if problem := shape_problem(data[name], inner, f"{where}.{name}"):
+                return problem
+        return None
+    wrong_bool = shape is int and isinstance(data, bool)
+    return (
+        None if isinstance(data, shape) and not wrong_bool else f"{where} is not {shape.__name__}"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +104,8 @@ def command_of(message: Message) -> Command | None:
 
     Only our own commands: any other text starting with "/" is an ordinary request.
     """
-    parts = (message.text or "").split(maxsplit=1)
+    text = message.text if isinstance(message.text, str) else ""  # de_json checks no types
+    parts = text.split(maxsplit=1)
     if not parts or not parts[0].startswith("/"):
         return None
     name = parts[0][1:].partition("@")[0].lower()
@@ -132,6 +199,11 @@ async def download(bot: Bot, ref: FileRef, limit: int) -> Attachment | str:
     return Attachment(filename=ref.filename, content_type=ref.content_type, data=data)
 
 
+def _text_of(message: Message) -> str:
+    text = message.text or message.caption or ""
+    return text if isinstance(text, str) else ""  # de_json checks no types
+
+
 async def to_inbound(
     update: Update, message: Message, bot: Bot, *, received_at: datetime, max_file_bytes: int
 ) -> InboundMessage:
@@ -153,15 +225,15 @@ async def to_inbound(
             attachments.append(got)
     extra: dict[str, object] = {"chat_id": message.chat.id}
     if user.username:
-        extra["telegram_username"] = user.username
+        extra["telegram_username"] = _UNSAFE_NAME.sub("", str(user.username))[:64]
     return InboundMessage(
         channel=ChannelKind.TELEGRAM,
         channel_message_id=f"update:{update.update_id}",
         received_at=received_at,
         sender=f"tg:{user.id}",
-        sender_name=user.full_name[:200],
+        sender_name=" ".join(_UNSAFE_NAME.sub(" ", user.full_name).split())[:200],
         reply_to=str(message.chat.id),
-        text=message.text or message.caption or "",
+        text=_TEXT_CONTROLS.sub("", _text_of(message)),
         attachments=tuple(attachments),
         rfc_message_id=f"telegram:{message.chat.id}:{message.message_id}",
         problems=tuple(problems),

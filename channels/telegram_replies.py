@@ -34,6 +34,10 @@ NOT_MATCHED = (
     "You can still write your request here; please mention your organization's name."
 )
 UNSUPPORTED = "Please write your request as text; you can add photos or documents to it."
+TOO_MANY = (
+    "You have sent us many messages in a short time, so we cannot take more just now. "
+    "Please wait a little and write again; what you sent before is with us."
+)
 
 
 def share_phone_button() -> KeyboardButton:

@@ -7,6 +7,7 @@ said there is not a customer's request. Bots are never answered (two bots must n
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -23,6 +24,7 @@ from channels.telegram_wire import NO_PREVIEW, fit_text
 from intake.contact_values import normalize_phone
 from intake.errors import InputRefusedError, TransientError
 from intake.messages import Intake, Receipt
+from intake.ratelimit import RateLimitedError
 from intake.references import format_reference, parse_reference
 from storage import telegram_state
 
@@ -62,8 +64,14 @@ class UpdateHandler:
         """Whatever the update is, the outcome to confirm it by; never raises."""
         message = update.message
         user = message.from_user if message else None
-        if message is None or user is None or user.is_bot or message.chat.type != ChatType.PRIVATE:
+        chat = message.chat if message else None
+        if message is None or user is None or user.is_bot or chat is None:
             return None  # not a customer writing to the bot: confirmed, and dropped
+        if chat.type != ChatType.PRIVATE:
+            return None
+        if not all(_is_id(n) for n in (update.update_id, user.id, chat.id, message.message_id)):
+            # PTB's de_json checks no types: these ids become keys and addresses.
+            return InputRefusedError("an update whose ids are not integers")
         try:
             command = command_of(message)
             if command is not None:
@@ -85,6 +93,9 @@ class UpdateHandler:
             return await intake(inbound)
         except (InputRefusedError, TransientError) as exc:
             log.info("Telegram update %d not taken: %s", update.update_id, exc)
+            if isinstance(exc, RateLimitedError) and exc.tell:  # one polite reply per window
+                with contextlib.suppress(TransientError):  # the refusal stands either way
+                    await self._say(message, replies.TOO_MANY)
             return exc
         except (SQLAlchemyError, OSError) as exc:
             # The type only: a database error's text carries the statement's parameters.
@@ -148,6 +159,10 @@ class UpdateHandler:
             log.info("Telegram reply to chat %d not delivered: %s", message.chat.id, exc)
         except TelegramError as exc:
             raise TransientError(f"Telegram reply failed: {type(exc).__name__}") from exc
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _international(number: str) -> str:

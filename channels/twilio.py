@@ -386,13 +386,18 @@ class HeaderAuthHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
     header on the wire is the same.
     """
 
+    retry_after: float | None = None
+
     async def request(  # type: ignore[no-untyped-def]
         self, method: str, url: str, params=None, data=None, headers=None, auth=None, **options
     ):
         if auth is not None:
             token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
             headers = {**(headers or {}), "Authorization": f"Basic {token}"}
-        return await super().request(method, url, params, data, headers, None, **options)
+        response = await super().request(method, url, params, data, headers, None, **options)
+        # twilio's exceptions drop the headers; a 429's Retry-After says when to come back.
+        self.retry_after = retry_after_seconds(response.headers or {})
+        return response
 
 
 class TwilioReplier:
@@ -423,12 +428,13 @@ class TwilioReplier:
         try:
             # A client per send: its aiohttp session is then always closed, and the deliverer
             # sends one notice at a time anyway.
-            async with asyncio.timeout(self.timeout), HeaderAuthHttpClient() as http:
+            http = HeaderAuthHttpClient()
+            async with asyncio.timeout(self.timeout), http:
                 message = await self.client(http).messages.create_async(
                     to=to, from_=from_, body=body, status_callback=callback or values.unset
                 )
         except (TwilioRestException, TwilioServiceException) as exc:
-            raise _channel_error(exc) from None
+            raise _channel_error(exc, http.retry_after) from None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise TransientChannelError(f"Twilio unreachable: {type(exc).__name__}") from None
         log.info("notice %d sent by Twilio as %s", ack.outbox_id, message.sid)
@@ -472,9 +478,17 @@ def can_take_sms(number: str) -> bool:
     )
 
 
-def _channel_error(exc: TwilioRestException | TwilioServiceException) -> Exception:
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Retry-After in seconds (RFC 9110 allows a date too; Twilio sends seconds, if at all)."""
+    value = headers.get("Retry-After", "").strip()
+    return float(value) if value.isdigit() else None
+
+
+def _channel_error(
+    exc: TwilioRestException | TwilioServiceException, retry_after: float | None = None
+) -> Exception:
     status, code = int(exc.status or 0), exc.code
     reason = f"Twilio {status} error {code}"
     if status >= 500 or status in _RETRY_STATUSES:
-        return TransientChannelError(reason)
+        return TransientChannelError(reason, retry_after=retry_after)
     return PermanentChannelError(reason)  # 21211 invalid number, 21610 unsubscribed, ...

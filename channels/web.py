@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -22,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 from intake.config import WebSettings
 from intake.errors import InputRefusedError, TransientError
 from intake.messages import InboundMessage, Intake, Receipt
+from intake.ratelimit import ClientLimit, RateLimitedError, RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,8 @@ def to_status(outcome: Receipt | BaseException) -> int:
     """The one mapping from the pipeline's answer to an HTTP status for a webhook."""
     if isinstance(outcome, Receipt):
         return 200
+    if isinstance(outcome, RateLimitedError):
+        return 429
     if isinstance(outcome, InputRefusedError):
         return 400
     return 503  # TransientError, or anything unexpected: the caller retries
@@ -99,8 +103,10 @@ class WebChannel:
         factories: Sequence[RoutesFactory],
         *,
         health_check: HealthCheck | None = None,
+        client_limiter: RateLimiter | None = None,
     ) -> None:
         self.settings = settings
+        self.client_limiter = client_limiter  # requests per client address (ClientLimit)
         self.factories = factories
         self.health_check = health_check
         self.app: Starlette | None = None
@@ -117,7 +123,12 @@ class WebChannel:
         routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"])]
         for factory in self.factories:
             routes.extend(factory(intake))
-        app = Starlette(routes=routes)
+        middleware = []
+        if self.client_limiter is not None:
+            # Twilio and Telegram call from shared cloud addresses: limited per sender instead.
+            exempt = ("/webhooks/", "/healthz", "/metrics")
+            middleware.append(Middleware(ClientLimit, limiter=self.client_limiter, exempt=exempt))
+        app = Starlette(routes=routes, middleware=middleware)
         app.state.health_check = self.health_check
         return app
 

@@ -61,6 +61,7 @@ FLAGS = (
     "over_quota",
     "support_expired",
     "on_call",
+    "sender_unverified",
 )
 CHANNEL_TEXT = {
     "email": "email",

@@ -75,6 +75,7 @@ async def build_pipeline(
             default_policy=settings.policy.name,
             follow_up_window=timedelta(hours=settings.pipeline.follow_up_window_hours),
             suppress_after_bounce=timedelta(days=settings.pipeline.suppress_after_bounce_days),
+            require_authentication=settings.authentication.require_authentication,
         ),
         notifier=notifier,
     )

@@ -173,6 +173,8 @@ def serve_command(settings: Settings, demo: bool) -> None:
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     # httpx logs each request's URL at INFO, and a Telegram Bot API URL holds the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # The twilio library logs every REST request with its headers and form at INFO.
+    logging.getLogger("twilio").setLevel(logging.WARNING)
     asyncio.run(serve(settings, demo=demo))
 
 

@@ -134,6 +134,31 @@ class TelegramSettings(_Section):
     max_update_bytes: int = Field(default=1_048_576, ge=1024)  # webhook request body cap
 
 
+class AuthenticationSettings(_Section):
+    """Is a mail's From genuine? (intake.authenticity) A sender that fails loses any
+    nominated or designated standing and the ticket is flagged `sender_unverified`."""
+
+    # authserv-ids of the upstream servers whose Authentication-Results headers we believe
+    # (only the topmost such header counts); anyone else's are ignored.
+    trusted_authserv_ids: list[str] = []
+    verify_dkim: bool = False  # SMTP: check DKIM signatures ourselves (needs DNS)
+    verify_spf: bool = False  # SMTP: check SPF of the connecting client ourselves
+    # A mail with no verdict at all ("none") is treated as unverified too.
+    require_authentication: bool = False
+
+
+class LimitsSettings(_Section):
+    """Rate limits, per intake process (see intake.ratelimit for why per process)."""
+
+    messages_per_sender_per_hour: int = Field(default=60, ge=0)  # every channel; 0: no limit
+    # Generous: a relay in front of us (a trusted upstream) delivers everything from one address.
+    smtp_connections_per_client_per_minute: int = Field(default=600, ge=0)  # 0: no limit
+    # The call-back form, the page and the API; webhooks are limited per sender instead.
+    web_requests_per_client_per_minute: int = Field(default=600, ge=0)  # 0: no limit
+    login_failures_before_delay: int = Field(default=5, ge=0)  # per account and per client
+    login_delay_cap_seconds: float = Field(default=900, gt=0)  # the doubling delay stops here
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="forbid", frozen=True)
 
@@ -150,6 +175,8 @@ class Settings(BaseSettings):
     notify: NotifySettings = NotifySettings()
     twilio: TwilioSettings = TwilioSettings()
     telegram: TelegramSettings = TelegramSettings()
+    authentication: AuthenticationSettings = AuthenticationSettings()
+    limits: LimitsSettings = LimitsSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -13,12 +13,12 @@ Every step that fired is written to the decision record, so an agent can see why
 from __future__ import annotations
 
 import calendar as stdlib_calendar
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
 from classifier import Classification
-from intake.messages import ChannelKind
+from intake.messages import Authenticity, ChannelKind
 from intake.policy import Deadlines, Plan, Policy, compute_deadlines
 
 
@@ -43,6 +43,26 @@ class Identity:
     contact_id: int | None = None
     contact_name: str | None = None
     matched_by: str | None = None  # "email", "phone", "telegram", "domain"
+    sender_check: Authenticity = field(default_factory=Authenticity)  # of the From domain (email)
+    unverified: bool = False  # the check failed (or was required and said nothing)
+
+
+PRIVILEGED = (ContactStatus.NOMINATED, ContactStatus.DESIGNATED)
+
+
+def verified_identity(
+    identity: Identity, check: Authenticity, *, channel: ChannelKind, require: bool = False
+) -> Identity:
+    """`identity` as far as the sender is proven: a sender whose From failed authentication
+    (or, with `require`, an email with no verdict) keeps the organization it claims, as any
+    writer from its domain would, but not a nominated or designated contact's standing."""
+    unverified = check.verdict == "fail" or (
+        require and channel is ChannelKind.EMAIL and check.verdict != "pass"
+    )
+    if not unverified:
+        return replace(identity, sender_check=check)
+    status = ContactStatus.KNOWN if identity.status in PRIVILEGED else identity.status
+    return replace(identity, status=status, sender_check=check, unverified=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +142,8 @@ def flags_for(
     flags = []
     if identity.status == ContactStatus.UNIDENTIFIED:
         flags.append("unidentified")
+    if identity.unverified:
+        flags.append("sender_unverified")
     if channel not in plan.channels:
         flags.append("channel_not_entitled")
     if channel in plan.nominated_channels and identity.status != ContactStatus.NOMINATED:
@@ -162,7 +184,7 @@ def decide(
         deadlines = compute_deadlines(policy, plan.name, priority, received, identity.region)
         if deadlines.on_call:
             flags.append("on_call")
-    record = {
+    record: dict[str, Any] = {
         "policy": policy.name,
         "plan": plan.name,
         "priority": {"value": priority, "rule": why},
@@ -180,4 +202,11 @@ def decide(
             for e in found.evidence
         ],
     }
+    check = identity.sender_check
+    if check.evidence or identity.unverified:
+        record["authenticity"] = {
+            "verdict": check.verdict,
+            "evidence": list(check.evidence),
+            "unverified": identity.unverified,
+        }
     return Decision(priority, severity, plan.name, tuple(flags), deadlines, record)

@@ -3,15 +3,22 @@ answered only when that transaction has committed.
 
 A commit costs an fsync (SQLite with synchronous=FULL, PostgreSQL's WAL flush), which bounds
 one-message-per-transaction intake to a few dozen messages a second on ordinary disks. Here
-one writer takes whatever is waiting, handles each message inside its own SAVEPOINT (so one
-bad message rolls back alone), commits once, and then resolves every caller's future.
-Batches form by themselves: while one commits, the next fills.
+one writer takes whatever is waiting, handles the batch, commits once, and then resolves
+every caller's future. Batches form by themselves: while one commits, the next fills.
+
+Two ways through a batch:
+- fast: `prepare` reads what the whole batch needs in a few set-based queries, then each
+  message is handled in turn with no SAVEPOINT (each costs two round trips), and `prepare`'s
+  finisher writes what it gathered (e.g. the outbox rows) before the one commit;
+- careful: if any message fails on the fast way, that transaction is rolled back and the
+  batch is done again with each message inside its own SAVEPOINT and without `prepare`, so
+  one bad message rolls back alone and the others are kept.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,6 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from intake.messages import InboundMessage, Receipt
 
 Work = Callable[[AsyncSession, InboundMessage], Awaitable[Receipt]]
+# Called once per fast batch before its messages; returns what to run before the commit.
+Finish = Callable[[AsyncSession], Awaitable[None]]
+Prepare = Callable[[AsyncSession, Sequence[InboundMessage]], Awaitable[Finish]]
 Waiting = tuple[InboundMessage, "asyncio.Future[Receipt]"]
 
 
@@ -29,13 +39,24 @@ def breaks_the_transaction(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
+class _FastPathError(Exception):
+    """A message failed on the fast way: the batch is done again the careful way."""
+
+
 class GroupCommit:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], work: Work, *, max_batch: int = 100
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        work: Work,
+        *,
+        prepare: Prepare | None = None,
+        max_batch: int = 100,
     ) -> None:
         self.sessions = sessions
         self.work = work
+        self.prepare = prepare
         self.max_batch = max_batch
+        self.redone = 0  # batches that failed on the fast way and were done carefully
         self._waiting: list[Waiting] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -54,11 +75,13 @@ class GroupCommit:
             await self._commit(batch)
 
     async def _commit(self, batch: list[Waiting]) -> None:
-        outcomes: list[Receipt | Exception] = []
+        messages = [message for message, _ in batch]
         try:
-            async with self.sessions.begin() as session:
-                for message, _ in batch:
-                    outcomes.append(await self._one(session, message))
+            try:
+                outcomes = await self._fast(messages)
+            except _FastPathError:
+                self.redone += 1
+                outcomes = await self._careful(messages)
         except Exception as exc:  # the commit (or the batch) failed: nobody's message is kept
             for _, future in batch:
                 if not future.done():
@@ -71,6 +94,28 @@ class GroupCommit:
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
+
+    async def _fast(self, messages: list[InboundMessage]) -> list[Receipt | Exception]:
+        outcomes: list[Receipt | Exception] = []
+        async with self.sessions.begin() as session:
+            finish = await self.prepare(session, messages) if self.prepare else None
+            try:
+                for message in messages:
+                    outcomes.append(await self.work(session, message))
+                if finish is not None:
+                    await finish(session)
+            except Exception as exc:
+                if breaks_the_transaction(exc):
+                    raise
+                raise _FastPathError from exc  # leaving the block rolls the whole batch back
+        return outcomes
+
+    async def _careful(self, messages: list[InboundMessage]) -> list[Receipt | Exception]:
+        outcomes: list[Receipt | Exception] = []
+        async with self.sessions.begin() as session:
+            for message in messages:
+                outcomes.append(await self._one(session, message))
+        return outcomes
 
     async def _one(self, session: AsyncSession, message: InboundMessage) -> Receipt | Exception:
         try:

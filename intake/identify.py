@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from intake.batch_reads import BatchReads
 from intake.contact_values import normalize_email, normalize_phone, normalize_telegram
 from intake.decide import ContactStatus, Identity
 from intake.messages import InboundMessage
@@ -46,7 +47,7 @@ def _normalized(column: str, value: str) -> str:
         return value.lower()
 
 
-def _candidates(message: InboundMessage) -> list[tuple[str, str]]:
+def candidates(message: InboundMessage) -> list[tuple[str, str]]:
     """What to look the sender up by, most specific first."""
     sender = message.sender
     if sender.startswith("tg:"):
@@ -65,15 +66,28 @@ def _candidates(message: InboundMessage) -> list[tuple[str, str]]:
     return [(column, _normalized(column, value)) for column, value in candidates]
 
 
+def mail_domains(keys: list[tuple[str, str]]) -> list[str]:
+    """The mail domains of `candidates`, in the same order."""
+    return [
+        value.rpartition("@")[2] for column, value in keys if column == "email" and "@" in value
+    ]
+
+
 async def _match(session: AsyncSession, message: InboundMessage) -> Match | None:
-    candidates = _candidates(message)
-    for column, value in candidates:
-        match = await contacts.match_sender(session, column, value)
+    keys = candidates(message)
+    reads = BatchReads.of(session)  # read up front for the whole batch, if there is one
+    for column, value in keys:
+        if reads is not None:
+            match = reads.senders.get((column, value))
+        else:
+            match = await contacts.match_sender(session, column, value)
         if match is not None:
             return match
-    for column, value in candidates:
-        if column == "email" and "@" in value:
-            match = await contacts.match_domain(session, value.rpartition("@")[2])
-            if match is not None:
-                return match
+    for domain in mail_domains(keys):
+        if reads is not None:
+            match = reads.domains.get(domain)
+        else:
+            match = await contacts.match_domain(session, domain)
+        if match is not None:
+            return match
     return None

@@ -30,6 +30,17 @@ class Attachment:
     data: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Authenticity:
+    """Whether the sender's From domain was authenticated (DMARC, DKIM, SPF), and the evidence.
+
+    `verdict` is "pass", "fail" or "none" (nothing known); see `intake.authenticity`.
+    """
+
+    verdict: str = "none"
+    evidence: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InboundMessage:
     """One request as it came off a wire, normalized; `raw` keeps the original bytes."""
@@ -50,6 +61,8 @@ class InboundMessage:
     headers: tuple[tuple[str, str], ...] = ()  # what the classifier's machine-mail rules read
     envelope_sender: str | None = None  # SMTP MAIL FROM; "" is the null sender <>
     problems: tuple[str, ...] = ()  # parse problems worth flagging ("unparseable", ...)
+    # Of the From domain: the email channels set it; "none" elsewhere.
+    authenticity: Authenticity = field(default_factory=Authenticity)
     raw: bytes = b""
     extra: dict[str, Any] = field(default_factory=dict)  # channel facts kept on the ticket
 

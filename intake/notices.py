@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from classifier import Classification
 from intake import acks, references
+from intake.batch_reads import BatchReads
 from intake.decide import Decision, Identity, add_months
 from intake.messages import ChannelKind, InboundMessage
 from intake.policy import Policy
@@ -63,7 +64,7 @@ class Notifier:
         rendered = self._render_ack(ticket_id, message, identity, found, policy, decision)
         why_not = await self.no_ack_reason(session, message, found)
         if why_not is None:
-            await outbox.enqueue(
+            await self._enqueue(
                 session,
                 ticket_id=ticket_id,
                 kind="ack",
@@ -116,15 +117,59 @@ class Notifier:
             "@" in recipient and recipient.rpartition("@")[2] in self.options.our_domains
         ):
             return "our own address"
-        if await suppressions.is_suppressed(session, recipient, self.clock()):
+        if await self._is_suppressed(session, recipient):
             return "address suppressed after a hard bounce"
         since = self.clock() - timedelta(hours=1)
-        if (
-            await outbox.notices_to(session, recipient, since)
-            >= self.options.acks_per_sender_per_hour
-        ):
+        reads = BatchReads.of(session)
+        sent = reads.notices_to(recipient, since) if reads is not None else None
+        if sent is None:
+            sent = await outbox.notices_to(session, recipient, since)
+        if sent >= self.options.acks_per_sender_per_hour:
             return "rate limit for this sender"
         return None
+
+    async def _is_suppressed(self, session: AsyncSession, address: str) -> bool:
+        now = self.clock()
+        reads = BatchReads.of(session)
+        known = reads.is_suppressed(address, now) if reads is not None else None
+        if known is None:
+            return await suppressions.is_suppressed(session, address, now)
+        return known
+
+    async def _enqueue(
+        self,
+        session: AsyncSession,
+        *,
+        ticket_id: int,
+        kind: str,
+        channel: str,
+        recipient: str,
+        payload: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        """Into the outbox; in a batch, all of its notices are written in one statement."""
+        reads = BatchReads.of(session)
+        if reads is None:
+            await outbox.enqueue(
+                session,
+                ticket_id=ticket_id,
+                kind=kind,
+                channel=channel,
+                recipient=recipient,
+                payload=payload,
+                now=now,
+            )
+            return
+        reads.enqueue(
+            outbox.outbox_row(
+                ticket_id=ticket_id,
+                kind=kind,
+                channel=channel,
+                recipient=recipient,
+                payload=payload,
+                now=now,
+            )
+        )
 
     def _render_ack(
         self,
@@ -183,9 +228,7 @@ class Notifier:
         acknowledgement: str,
     ) -> None:
         for nominee in nominees:
-            if nominee.email is None or await suppressions.is_suppressed(
-                session, nominee.email, self.clock()
-            ):
+            if nominee.email is None or await self._is_suppressed(session, nominee.email):
                 continue
             rendered = acks.render_endorse(
                 self.templates,
@@ -197,7 +240,7 @@ class Notifier:
                 channel=message.channel,
                 acknowledgement=acknowledgement,
             )
-            await outbox.enqueue(
+            await self._enqueue(
                 session,
                 ticket_id=ticket_id,
                 kind="endorse",
@@ -220,12 +263,10 @@ class Notifier:
             ("telegram", str(chat)) for chat in self.options.notify_telegram
         ]
         for channel, recipient in targets:
-            if channel == "email" and await suppressions.is_suppressed(
-                session, recipient, self.clock()
-            ):
+            if channel == "email" and await self._is_suppressed(session, recipient):
                 log.warning("alert for %s not mailed to %r: it bounced hard", ticket_id, recipient)
                 continue
-            await outbox.enqueue(
+            await self._enqueue(
                 session,
                 ticket_id=ticket_id,
                 kind="alert",

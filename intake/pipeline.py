@@ -1,13 +1,15 @@
 """The intake pipeline: identify -> thread -> classify -> decide -> store -> queue notices.
 
-One transaction per inbound message. The `Receipt` is returned only after it has committed,
-and adapters confirm on their wire only then. A message seen before (same channel and
+Messages that arrive together share one transaction (intake.group_commit, with the batch's
+reads made up front by intake.batch_reads). The `Receipt` is returned only after it has
+committed, and adapters confirm on their wire only then. A message seen before (same channel and
 channel message id) returns the existing ticket and queues nothing.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,11 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from classifier import Classification, MachineKind, RuleSet, classify
 from intake import references
+from intake.batch_reads import BatchReads, read_batch
 from intake.bounces import delivery_reports
-from intake.decide import Identity, decide, support_period
+from intake.decide import Identity, decide, support_period, verified_identity
 from intake.errors import TransientError
-from intake.group_commit import GroupCommit
-from intake.identify import identify
+from intake.group_commit import Finish, GroupCommit
+from intake.identify import candidates, identify, mail_domains
 from intake.messages import ChannelKind, InboundMessage, Receipt, ReceiptStatus
 from intake.notices import Notifier, first_line
 from intake.policy import Policy, compute_deadlines
@@ -42,6 +45,7 @@ class PipelineOptions:
     default_policy: str
     follow_up_window: timedelta = timedelta(hours=24)
     suppress_after_bounce: timedelta = timedelta(days=30)
+    require_authentication: bool = False  # an email with no verdict counts as unverified
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,8 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         # Messages that arrive together share one commit (see intake.group_commit).
-        object.__setattr__(self, "group", GroupCommit(self.sessions, self._intake))
+        group = GroupCommit(self.sessions, self._work, prepare=self._prepare)
+        object.__setattr__(self, "group", group)
 
     async def __call__(self, message: InboundMessage) -> Receipt:
         try:
@@ -77,12 +82,50 @@ class Pipeline:
                 raise TransientError("storage connection lost") from exc
             raise
 
+    async def _prepare(self, session: AsyncSession, batch: Sequence[InboundMessage]) -> Finish:
+        """Read what the whole batch needs in a few queries (see intake.batch_reads)."""
+        senders = [key for message in batch for key in candidates(message)]
+        recipients = [(m.reply_to or m.sender).lower() for m in batch]
+        reads = await read_batch(
+            session,
+            message_keys=[(str(m.channel), m.channel_message_id) for m in batch],
+            sender_keys=senders,
+            domains=mail_domains(senders),
+            rfc_ids=[
+                h.strip("<>")
+                for m in batch
+                if m.channel is ChannelKind.EMAIL
+                for h in m.thread_hints
+                if "@" in h
+            ],
+            addresses=[*recipients, *self.notifier.options.notify_emails],
+            recipients=recipients,
+            since=self.notifier.clock() - timedelta(hours=1),
+        )
+        return reads.finish
+
+    async def _work(self, session: AsyncSession, message: InboundMessage) -> Receipt:
+        receipt = await self._intake(session, message)
+        reads = BatchReads.of(session)
+        if reads is not None:
+            reads.stored(message, receipt)
+        return receipt
+
     async def _intake(self, session: AsyncSession, message: InboundMessage) -> Receipt:
         channel = str(message.channel)
-        seen = await tickets.ticket_of_message(session, channel, message.channel_message_id)
+        reads = BatchReads.of(session)
+        if reads is not None:
+            seen = reads.seen.get((channel, message.channel_message_id))
+        else:
+            seen = await tickets.ticket_of_message(session, channel, message.channel_message_id)
         if seen is not None:
             return Receipt(ReceiptStatus.DUPLICATE, seen, references.format_reference(seen))
-        identity = await identify(session, message)
+        identity = verified_identity(
+            await identify(session, message),
+            message.authenticity,
+            channel=message.channel,
+            require=self.options.require_authentication,
+        )
         found = classify(
             message.subject,
             message.text,
@@ -119,7 +162,11 @@ class Pipeline:
                 return ticket
         if message.channel is ChannelKind.EMAIL:
             ids = [h.strip("<>") for h in message.thread_hints if "@" in h]
-            return await tickets.ticket_by_message_ids(session, ids)
+            reads = BatchReads.of(session)
+            if reads is None:
+                return await tickets.ticket_by_message_ids(session, ids)
+            newest = reads.newest_ticket(ids)
+            return None if newest is None else await tickets.get_ticket(session, newest)
         if message.channel not in CONVERSATION_CHANNELS:
             return None  # each web form submission is a request of its own
         since = message.received_at - self.options.follow_up_window
@@ -138,7 +185,7 @@ class Pipeline:
         ticket = await tickets.get_ticket(session, found[0]) if found else None
         if ticket is None:
             return None
-        await tickets.insert_message(session, ticket.id, message, direction="report")
+        await _store_message(session, ticket.id, message, direction="report")
         reports = delivery_reports(message.text)
         now = self.notifier.clock()
         for delivery in reports:
@@ -150,6 +197,9 @@ class Pipeline:
                     until=now + self.options.suppress_after_bounce,
                     now=now,
                 )
+                reads = BatchReads.of(session)
+                if reads is not None:
+                    reads.forget_suppression(delivery.recipient)
         decision = dict(ticket.decision)
         decision["bounces"] = [
             *decision.get("bounces", []),
@@ -173,7 +223,7 @@ class Pipeline:
         message: InboundMessage,
         found: Classification,
     ) -> None:
-        await tickets.insert_message(session, ticket.id, message)
+        await _store_message(session, ticket.id, message)
         changes: dict[str, Any] = {"last_message_at": message.received_at}
         if ticket.status != "open":
             # The customer answered: back in the queue, no longer waiting for them.
@@ -268,11 +318,21 @@ class Pipeline:
             last_message_at=message.received_at,
             decision=decision.record,
         )
-        await tickets.insert_message(session, ticket_id, message)
+        await _store_message(session, ticket_id, message)
         await self.notifier.new_ticket(
             session, ticket_id, message, identity, found, policy, decision, nominees
         )
         return ticket_id
+
+
+async def _store_message(
+    session: AsyncSession, ticket_id: int, message: InboundMessage, direction: str = "in"
+) -> None:
+    reads = BatchReads.of(session)
+    if reads is None or message.attachments:
+        await tickets.insert_message(session, ticket_id, message, direction)
+    else:  # written with the rest of the batch in one statement
+        reads.insert_message(tickets.message_values(ticket_id, message, direction))
 
 
 def channel_of(message: InboundMessage) -> str:

@@ -19,7 +19,8 @@ from sqlalchemy import text
 
 from channels.api import api_routes
 from channels.callback import CallbackForm
-from channels.imap import ImapChannel
+from channels.imap import ImapChannel, mailbox_key
+from channels.mailauth import sender_checks, with_upstream_verdict
 from channels.metrics import MeasuredIntake, Metrics, metrics_routes
 from channels.page import page_routes
 from channels.smtp import SmtpChannel, SmtpReplier
@@ -33,7 +34,10 @@ from intake.delivery import Deliverer
 from intake.demo.sink import PrintingSink
 from intake.errors import ConfigError
 from intake.messages import Channel, Intake, Replier
+from intake.ratelimit import RateLimiter, limited
+from intake.redact import redact_logs, secrets_of
 from intake.watch import SlaWatcher
+from storage.locks import leadership
 from storage.twilio_status import OutboxStatuses
 from storage.watch import OpenTicketCounts
 
@@ -63,7 +67,15 @@ def web_routes(
         secure_cookie=settings.web.public_url.startswith("https://"),
     )
     routes: list[RoutesFactory] = [form.routes, api_routes(storage.sessions, utc_now)]
-    routes.append(page_routes(storage.sessions, secret, secure_cookie=form.secure_cookie))
+    routes.append(
+        page_routes(
+            storage.sessions,
+            secret,
+            secure_cookie=form.secure_cookie,
+            failures_before_delay=settings.limits.login_failures_before_delay,
+            delay_cap_seconds=settings.limits.login_delay_cap_seconds,
+        )
+    )
     if settings.twilio.enabled:
         routes.append(
             twilio_routes(
@@ -96,7 +108,9 @@ class Service:
         self.settings = settings
         self.storage = storage
         self.metrics = metrics or Metrics()
-        self.intake: Intake = MeasuredIntake(intake, self.metrics)
+        limit = settings.limits.messages_per_sender_per_hour
+        checked = with_upstream_verdict(intake, settings.authentication)  # IMAP's mail
+        self.intake: Intake = MeasuredIntake(limited(checked, limit), self.metrics)
         self.channels: list[Channel] = []
         self.stopping = asyncio.Event()
         repliers: dict[str, Replier] = {
@@ -114,7 +128,12 @@ class Service:
         if settings.telegram.token.get_secret_value():  # the bot, or only agents' alerts
             self.telegram_replier = TelegramReplier(settings.telegram)
             repliers["telegram"] = self.telegram_replier
-        self.deliverer = Deliverer(storage.sessions, repliers, on_result=self.metrics.delivered)
+        alert_to = [("email", e) for e in settings.notify.emails] + [
+            ("telegram", str(chat)) for chat in settings.notify.telegram_chat_ids
+        ]
+        self.deliverer = Deliverer(
+            storage.sessions, repliers, on_result=self.metrics.delivered, alert_to=alert_to
+        )
         self._delivering: asyncio.Task[None] | None = None
         # Its defaults stand until settings name warn_share, check_seconds and the close rule.
         self.watcher = SlaWatcher(
@@ -129,8 +148,11 @@ class Service:
             on_alert=self.metrics.sla_alert,
         )
         self._watching: asyncio.Task[None] | None = None
+        self._unredact: Callable[[], None] | None = None
 
     async def start(self) -> None:
+        # Before any channel can log: no configured secret ever reaches a log line.
+        self._unredact = redact_logs(secrets_of(self.settings, self.secret))
         if self.settings.smtp.enabled:
             smtp = self.settings.smtp
             self.channels.append(
@@ -140,10 +162,17 @@ class Service:
                     tls_context=smtp_tls(smtp),
                     max_connections=smtp.max_connections,
                     timeout=smtp.timeout_seconds,
+                    sender_checks=sender_checks(self.settings.authentication),
+                    client_limiter=RateLimiter.optional(
+                        self.settings.limits.smtp_connections_per_client_per_minute, 60
+                    ),
                 )
             )
         if self.settings.imap.enabled:
-            self.channels.append(ImapChannel(self.settings.imap, self.storage.sessions, utc_now))
+            # One poller per mailbox across the nodes sharing the database (an advisory lock).
+            imap = self.settings.imap
+            lock = leadership(self.storage.engine, f"imap {mailbox_key(imap)}")
+            self.channels.append(ImapChannel(imap, self.storage.sessions, utc_now, leadership=lock))
         factories = web_routes(self.settings, self.secret, self.storage, self.metrics)
         if self.settings.telegram.enabled:
             telegram = TelegramChannel(
@@ -159,7 +188,15 @@ class Service:
             if self.settings.telegram.mode == "webhook":
                 factories.append(telegram.routes)
         if self.settings.web.enabled:
-            self.channels.append(WebChannel(self.settings.web, factories, health_check=self.ping))
+            per_client = self.settings.limits.web_requests_per_client_per_minute
+            self.channels.append(
+                WebChannel(
+                    self.settings.web,
+                    factories,
+                    health_check=self.ping,
+                    client_limiter=RateLimiter.optional(per_client, 60),
+                )
+            )
         for channel in self.channels:
             await channel.start(self.intake)
         self._delivering = asyncio.create_task(self.deliverer.run(self.stopping))
@@ -180,6 +217,8 @@ class Service:
             await self._watching
         if self.telegram_replier is not None:
             await self.telegram_replier.aclose()
+        if self._unredact is not None:
+            self._unredact()
 
 
 DEMO_HINT = """Demo: SMTP for {domains} on {host}:{port}; acknowledgements print here.

@@ -191,23 +191,62 @@ async def match_sender(session: AsyncSession, column: str, value: str) -> Match 
     return Match(_org_row(org), _contact_row(contact), column)
 
 
+def _parent_domains(domain: str) -> list[str]:
+    """mail.acme.cz -> [mail.acme.cz, acme.cz]: the domain and its parents, not the TLD."""
+    labels = domain.lower().split(".")
+    return [".".join(labels[i:]) for i in range(len(labels) - 1)]
+
+
 async def match_domain(session: AsyncSession, domain: str) -> Match | None:
     """The organization owning `domain` or its nearest parent domain (mail.acme.cz -> acme.cz)."""
-    labels = domain.lower().split(".")
-    candidates = [".".join(labels[i:]) for i in range(len(labels) - 1)]
+    return (await match_domains(session, [domain])).get(domain)
+
+
+async def match_domains(session: AsyncSession, domains: list[str]) -> dict[str, Match]:
+    """`match_domain` for many domains in one query; those that match none are left out."""
+    wanted = {domain: _parent_domains(domain) for domain in domains}
+    candidates = {name for names in wanted.values() for name in names}
     if not candidates:
-        return None
-    rows = (
-        await session.execute(
-            select(Domain.name, Organization)
-            .join(Organization, Domain.organization_id == Organization.id)
-            .where(Domain.name.in_(candidates))
-        )
-    ).all()
-    if not rows:
-        return None
-    _domain, org = max(rows, key=lambda r: len(r[0]))  # the most specific domain wins
-    return Match(_org_row(org), None, "domain")
+        return {}
+    rows = await session.execute(
+        select(Domain.name, Organization)
+        .join(Organization, Domain.organization_id == Organization.id)
+        .where(Domain.name.in_(candidates))
+    )
+    owners = {name: org for name, org in rows.all()}
+    found: dict[str, Match] = {}
+    for domain, names in wanted.items():
+        # The most specific domain wins: names run from the domain itself up to its parents.
+        owner = next((owners[name] for name in names if name in owners), None)
+        if owner is not None:
+            found[domain] = Match(_org_row(owner), None, "domain")
+    return found
+
+
+async def match_senders(
+    session: AsyncSession, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], Match]:
+    """`match_sender` for many (column, value) keys in one query; misses are left out."""
+    attribute = {"email": Contact.email, "phone": Contact.phone, "telegram": Contact.telegram}
+    conditions = [
+        attribute[column].in_({v for c, v in keys if c == column})
+        for column in attribute
+        if any(c == column for c, _ in keys)
+    ]
+    if not conditions:
+        return {}
+    rows = await session.execute(
+        select(Contact, Organization)
+        .join(Organization, Contact.organization_id == Organization.id)
+        .where(or_(*conditions))
+    )
+    wanted, found = set(keys), {}
+    for contact, org in rows.all():
+        for column in attribute:
+            key = (column, getattr(contact, column))
+            if key in wanted:
+                found[key] = Match(_org_row(org), _contact_row(contact), column)
+    return found
 
 
 async def nominated_contacts(session: AsyncSession, organization_id: int) -> list[ContactRow]:

@@ -7,11 +7,12 @@ so that concurrent writers queue for the lock instead of failing to upgrade a re
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, event, make_url, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_BUSY_TIMEOUT_MS = 30_000  # unless the URL says `?timeout=SECONDS`
 # Any constant shared by every node: only one of them migrates at a time.
 MIGRATION_LOCK_ID = 0x1A7A_0001
 
@@ -30,14 +31,23 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         # asyncio (immediate hand-over) instead of sleeping in SQLite's busy handler, whose
         # back-off put seconds on the tail under concurrent intake.
         kwargs = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 60, **kwargs}
+    elif url.startswith("postgresql"):
+        # A pooled connection may have died with the server (a restart, a failover, a cut
+        # network): test it at checkout, so that the first message after the database is
+        # back is stored instead of answered "try again later".
+        kwargs = {"pool_pre_ping": True, **kwargs}
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        # How long a writer waits for another's lock before the channel answers "try again
+        # later" (SMTP 451, HTTP 503): `?timeout=SECONDS` in the URL, as sqlite3 spells it.
+        timeout = make_url(url).query.get("timeout")
+        busy_ms = round(float(str(timeout)) * 1000) if timeout else SQLITE_BUSY_TIMEOUT_MS
+        event.listen(engine.sync_engine, "connect", partial(_sqlite_connect, busy_ms=busy_ms))
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
 
 
-def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_connect(dbapi_connection: Any, _record: Any, *, busy_ms: int) -> None:
     # Take transaction control from the driver so that "begin" below decides how to start.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
@@ -45,7 +55,7 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         "journal_mode=WAL",
         "synchronous=FULL",
         "foreign_keys=ON",
-        f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+        f"busy_timeout={busy_ms}",
     ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()

@@ -31,11 +31,17 @@ async def get_position(session: AsyncSession, mailbox: str) -> MailboxPosition |
 async def save_position(
     session: AsyncSession, mailbox: str, *, uidvalidity: int, last_uid: int, at: datetime
 ) -> MailboxPosition:
-    """Insert or overwrite the position of `mailbox` (one poller per mailbox writes it)."""
-    row = await session.get(MailboxState, mailbox)
+    """Insert or move forward the position of `mailbox`.
+
+    One poller at a time holds a mailbox, but a frozen former holder may wake and save an older
+    position after its successor saved a newer one: within one UIDVALIDITY it never goes back.
+    """
+    row = await session.get(MailboxState, mailbox, with_for_update=True)
     if row is None:
         row = MailboxState(mailbox=mailbox, uidvalidity=uidvalidity, last_uid=last_uid)
         session.add(row)
+    elif row.uidvalidity == uidvalidity and row.last_uid > last_uid:
+        last_uid = row.last_uid
     row.uidvalidity = uidvalidity
     row.last_uid = last_uid
     row.updated_at = at

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Table, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Outbox
@@ -39,19 +39,48 @@ async def enqueue(
     now: datetime,
 ) -> int:
     row = Outbox(
-        ticket_id=ticket_id,
-        kind=kind,
-        channel=channel,
-        recipient=recipient,
-        payload=payload,
-        status="pending",
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
+        **outbox_row(
+            ticket_id=ticket_id,
+            kind=kind,
+            channel=channel,
+            recipient=recipient,
+            payload=payload,
+            now=now,
+        )
     )
     session.add(row)
     await session.flush()
     return row.id
+
+
+def outbox_row(
+    *,
+    ticket_id: int | None,
+    kind: str,
+    channel: str,
+    recipient: str,
+    payload: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """The values of a new pending notice, as `enqueue` writes it."""
+    return {
+        "ticket_id": ticket_id,
+        "kind": kind,
+        "channel": channel,
+        "recipient": recipient,
+        "payload": payload,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
+async def enqueue_many(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Write many `outbox_row`s in one executemany (no ids needed back)."""
+    if rows:
+        table = cast(Table, Outbox.__table__)  # Core: none of the ORM bulk bookkeeping
+        await session.execute(insert(table), rows)
 
 
 async def set_payload(session: AsyncSession, outbox_id: int, payload: dict[str, Any]) -> None:
@@ -119,6 +148,24 @@ async def notices_to(session: AsyncSession, recipient: str, since: datetime) -> 
         )
     )
     return count or 0
+
+
+async def notices_to_each(
+    session: AsyncSession, recipients: list[str], since: datetime
+) -> dict[str, int]:
+    """`notices_to` for many recipients in one query; those with none are left out."""
+    if not recipients:
+        return {}
+    rows = await session.execute(
+        select(Outbox.recipient, func.count(Outbox.id))
+        .where(
+            Outbox.recipient.in_(set(recipients)),
+            Outbox.kind.in_(("ack", "endorse")),
+            Outbox.created_at >= since,
+        )
+        .group_by(Outbox.recipient)
+    )
+    return {recipient: count for recipient, count in rows.all()}
 
 
 async def outbox_counts(session: AsyncSession) -> dict[str, int]:

@@ -28,3 +28,15 @@ async def is_suppressed(session: AsyncSession, address: str, now: datetime) -> b
         select(Suppression.until).where(Suppression.address == address.lower())
     )
     return until is not None and until > now
+
+
+async def suppressed_until(session: AsyncSession, addresses: list[str]) -> dict[str, datetime]:
+    """Until when each of these (lower-cased) addresses is suppressed; others are left out."""
+    if not addresses:
+        return {}
+    rows = await session.execute(
+        select(Suppression.address, Suppression.until).where(
+            Suppression.address.in_({a.lower() for a in addresses})
+        )
+    )
+    return {address: until for address, until in rows.all()}

@@ -8,9 +8,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -115,10 +115,11 @@ async def count_organization_tickets(
 
 
 async def insert_ticket(session: AsyncSession, **fields: Any) -> int:
-    ticket = Ticket(**fields)
-    session.add(ticket)
-    await session.flush()
-    return ticket.id
+    # Core INSERT ... RETURNING on the table, the values as parameters: one statement, its
+    # compiled form cached, without the unit of work's (or ORM bulk insert's) bookkeeping.
+    table = cast(Table, Ticket.__table__)
+    inserted = await session.execute(insert(table).returning(table.c.id), fields)
+    return int(inserted.scalar_one())
 
 
 async def update_ticket(session: AsyncSession, ticket_id: int, **fields: Any) -> None:
@@ -131,26 +132,42 @@ def _insert_ignoring_duplicates(session: AsyncSession, values: dict[str, Any]) -
     return module.insert(Blob).values(**values).on_conflict_do_nothing()
 
 
+def message_values(
+    ticket_id: int, message: InboundMessage, direction: str = "in"
+) -> dict[str, Any]:
+    """The `messages` row of `message` (its attachments are rows of their own)."""
+    return {
+        "ticket_id": ticket_id,
+        "channel": str(message.channel),
+        "channel_message_id": message.channel_message_id,
+        "rfc_message_id": message.rfc_message_id,
+        "direction": direction,
+        "sender": message.sender,
+        "subject": message.subject,
+        "text": message.text,
+        "raw": message.raw,
+        "problems": list(message.problems),
+        "extra": dict(message.extra),
+        "received_at": message.received_at,
+    }
+
+
+async def insert_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Write many `message_values` rows (of messages without attachments) in one executemany."""
+    if rows:
+        await session.execute(insert(cast(Table, Message.__table__)), rows)
+
+
 async def insert_message(
     session: AsyncSession, ticket_id: int, message: InboundMessage, direction: str = "in"
 ) -> int:
     """Store the message and its attachments (bytes once per content, in `blobs`)."""
-    row = Message(
-        ticket_id=ticket_id,
-        channel=str(message.channel),
-        channel_message_id=message.channel_message_id,
-        rfc_message_id=message.rfc_message_id,
-        direction=direction,
-        sender=message.sender,
-        subject=message.subject,
-        text=message.text,
-        raw=message.raw,
-        problems=list(message.problems),
-        extra=dict(message.extra),
-        received_at=message.received_at,
-    )
-    session.add(row)
-    await session.flush()
+    values = message_values(ticket_id, message, direction)
+    table = cast(Table, Message.__table__)  # as in insert_ticket
+    inserted = await session.execute(insert(table).returning(table.c.id), values)
+    message_id = int(inserted.scalar_one())
+    if not message.attachments:
+        return message_id
     for attachment in message.attachments:
         digest = hashlib.sha256(attachment.data).hexdigest()
         await session.execute(
@@ -158,7 +175,7 @@ async def insert_message(
         )
         session.add(
             Attachment(
-                message_id=row.id,
+                message_id=message_id,
                 filename=attachment.filename,
                 content_type=attachment.content_type,
                 size=len(attachment.data),
@@ -166,7 +183,7 @@ async def insert_message(
             )
         )
     await session.flush()
-    return row.id
+    return message_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,10 +242,12 @@ async def list_tickets(
     `overdue_at`: only tickets whose first response or resolution is past due at that time.
     `where`: only tickets of that channel, organization (by name) and priority.
     """
+    # Per listed ticket, by its index: a grouped subquery would count every message stored.
     counts = (
-        select(Message.ticket_id, func.count(Message.id).label("n"))
-        .group_by(Message.ticket_id)
-        .subquery()
+        select(func.count(Message.id))
+        .where(Message.ticket_id == Ticket.id)
+        .correlate(Ticket)
+        .scalar_subquery()
     )
     conditions: list[ColumnElement[bool]] = []
     if ticket_id is not None:
@@ -254,9 +273,8 @@ async def list_tickets(
         else_=None,
     )
     query = (
-        select(Ticket, Organization.name, counts.c.n)
+        select(Ticket, Organization.name, counts)
         .outerjoin(Organization, Ticket.organization_id == Organization.id)
-        .outerjoin(counts, counts.c.ticket_id == Ticket.id)
         .where(*conditions)
         .order_by(due.is_(None), due, Ticket.received_at, Ticket.id)
         .limit(limit)
@@ -333,3 +351,34 @@ async def ticket_messages(session: AsyncSession, ticket_id: int) -> list[Message
 
 async def ticket_decision(session: AsyncSession, ticket_id: int) -> dict[str, Any] | None:
     return await session.scalar(select(Ticket.decision).where(Ticket.id == ticket_id))
+
+
+async def tickets_of_messages(
+    session: AsyncSession, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """`ticket_of_message` for many (channel, message id) keys in one query."""
+    if not keys:
+        return {}
+    wanted = set(keys)
+    rows = await session.execute(
+        select(Message.channel, Message.channel_message_id, Message.ticket_id).where(
+            # The channel too: the unique (channel, channel_message_id) index starts with it.
+            Message.channel.in_({channel for channel, _ in keys}),
+            Message.channel_message_id.in_({key for _, key in keys}),
+        )
+    )
+    return {(c, k): t for c, k, t in rows.all() if (c, k) in wanted}
+
+
+async def newest_tickets_by_message_ids(
+    session: AsyncSession, rfc_ids: list[str]
+) -> dict[str, int]:
+    """For each of these Message-IDs that is stored, the newest ticket holding it."""
+    if not rfc_ids:
+        return {}
+    rows = await session.execute(
+        select(Message.rfc_message_id, func.max(Message.ticket_id))
+        .where(Message.rfc_message_id.in_(set(rfc_ids)))
+        .group_by(Message.rfc_message_id)
+    )
+    return {rfc_id: ticket_id for rfc_id, ticket_id in rows.all() if rfc_id is not None}
