@@ -4,6 +4,7 @@ database is back everything works again without a restart."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import uuid
@@ -16,6 +17,7 @@ import aiosmtplib
 import asyncpg
 import httpx
 import pytest
+from dovecot import Dovecot
 from fake_twilio import FakeTwilio
 from harness import (
     ACCOUNT,
@@ -183,3 +185,72 @@ async def test_sqlite_locked_by_another_process_then_released(
             holder.close()
         if served.process is not None and served.process.poll() is None:
             await served.kill()
+
+
+def imap_mail(n: int) -> bytes:
+    return (
+        f"From: Dana <dana{n}@customer.example>\r\nTo: support@support.example.com\r\n"
+        f"Subject: Import stuck {n}\r\nMessage-ID: <imap-gone-{n}@customer.example>\r\n"
+        "Date: Tue, 10 Mar 2026 09:00:00 +0000\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "\r\nThe import has been stuck since 9:00.\r\n"
+    ).encode()
+
+
+def unseen_count(server: Dovecot) -> int:
+    with server.client() as client:
+        client.select_folder("INBOX", readonly=True)
+        return len(client.search(["UNSEEN"]))
+
+
+async def test_imap_waits_while_sqlite_is_locked(tmp_path: Path, relay: Relay) -> None:
+    server = Dovecot()
+    server.start()
+    path = tmp_path / "intake.db"
+    smtp_port = free_port()  # unused here, but it tells when the service is up
+    config = write_config(
+        tmp_path / "intake.toml",
+        {
+            "database": {"url": f"sqlite+aiosqlite:///{path}?timeout=1"},
+            "smtp": {"port": smtp_port, "domains": ["support.example.com"]},
+            "outbound.smtp": {"port": relay.port, "from": "support@support.example.com"},
+            "web": {"enabled": False},
+            "imap": {"enabled": True, "host": "127.0.0.1", "port": server.port, "ssl": False,
+                     "user": server.user, "password": server.password, "poll_seconds": 0.2},
+        },
+    )  # fmt: skip
+    served = Served(config, smtp_port=smtp_port)
+    database = Database(f"sqlite+aiosqlite:///{path}")
+    holder: sqlite3.Connection | None = None
+    try:
+        server.deliver(imap_mail(0))
+        await served.start()
+        await wait_until(
+            lambda: asyncio.to_thread(lambda: unseen_count(server) == 0), "the first mail"
+        )
+
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        server.deliver(imap_mail(1))
+        await wait_until(
+            lambda: any(
+                "IMAP" in line and "retry in" in line for line in served.log_text().splitlines()
+            ),
+            "the poller to meet the lock",
+        )
+        assert await asyncio.to_thread(unseen_count, server) == 1  # not flagged: not stored
+        holder.execute("ROLLBACK")
+        holder.close()
+        holder = None
+
+        await wait_until(lambda: asyncio.to_thread(lambda: unseen_count(server) == 0), "the retry")
+        stored = sorted(m.channel_message_id for m in await database.rows(Message))
+        assert stored == ["imap-gone-0@customer.example", "imap-gone-1@customer.example"]
+        expected = {"dana0@customer.example", "dana1@customer.example"}
+        await wait_until(lambda: set(relay.recipients()) == expected, "both acks")
+        assert await served.stop() == 0, served.log_text()
+    finally:
+        if holder is not None:
+            holder.close()
+        if served.process is not None and served.process.poll() is None:
+            await served.kill()
+        server.wait_stopped()
