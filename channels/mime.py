@@ -27,6 +27,7 @@ from email.message import Message
 from email.parser import BytesParser
 from email.policy import Compat32
 from email.utils import getaddresses, parsedate_to_datetime
+from typing import Any
 
 import cchardet
 from inscriptis import get_text
@@ -103,12 +104,39 @@ _UNSAFE_CODECS = frozenset({"unicode-escape", "raw-unicode-escape", "punycode", 
 _STATEFUL_PREFIXES = ("iso2022", "utf-7", "utf-16", "utf-32", "hz")
 
 
+class _Message(Message):
+    """compat32's Message with a header lookup through an index of lower-cased names.
+
+    Message.get lower-cases every name on every call, and the feed parser and the walk ask
+    each part for its Content-Type and a few more a dozen times. The index is rebuilt when
+    the header list is replaced or grows; the stdlib's only other edit (replace_header)
+    keeps the name in place.
+    """
+
+    _index: tuple[list[tuple[str, Any]], int, dict[str, int]] | None = None
+
+    def get(self, name: str, failobj: Any = None) -> Any:
+        headers: list[tuple[str, Any]] = self._headers  # type: ignore[attr-defined]
+        index = self._index
+        if index is None or index[0] is not headers or index[1] != len(headers):
+            first: dict[str, int] = {}
+            for position, (key, _) in enumerate(headers):
+                first.setdefault(key.lower(), position)
+            index = self._index = (headers, len(headers), first)
+        found = index[2].get(name.lower())
+        if found is None:
+            return failobj
+        return self.policy.header_fetch_parse(*headers[found])
+
+
 class _RawHeaders(Compat32):
     """compat32, except that header values come back as the raw strings.
 
     compat32 wraps a value holding raw 8-bit bytes in a `Header` whose str() loses them;
     RFC 6532 mail writes UTF-8 there, and `_fix_8bit` decodes it properly.
     """
+
+    message_factory = _Message
 
     def header_fetch_parse(self, name: str, value: str) -> str:
         return value
@@ -258,7 +286,10 @@ class _Walk:
         text, problems = _decode_bytes(raw, _charset(part))
         for problem in problems:
             self.flag(problem)
-        text = _TEXT_JUNK.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        # ASCII text with nothing unprintable but TAB and LF has no junk: skip the regex.
+        if not (text.isascii() and text.replace("\n", "").replace("\t", "").isprintable()):
+            text = _TEXT_JUNK.sub("", text)
         return self._html(text) if ctype == "text/html" else text
 
     def _html(self, html: str) -> str:
@@ -303,7 +334,12 @@ class _Walk:
 
 def _parse(raw: bytes, walk: _Walk) -> ParsedEmail:
     parser = BytesParser(policy=_RAW_HEADERS)
-    too_deep = _boundary_depth(raw, walk.max_depth) > walk.max_depth
+    # Each declared boundary spells "boundary": counting that settles the usual message in
+    # a fraction of the regular expression's time.
+    too_deep = (
+        raw.lower().count(b"boundary") > walk.max_depth
+        and _boundary_depth(raw, walk.max_depth) > walk.max_depth
+    )
     message = None
     if not too_deep:
         try:
@@ -326,8 +362,7 @@ def _parse(raw: bytes, walk: _Walk) -> ParsedEmail:
 def _result(message: Message, walk: _Walk, *, text: str) -> ParsedEmail:
     # One pass over the headers: compat32's get() scans them all on every call.
     index: dict[str, list[str]] = {}
-    for name, value in message.raw_items():
-        index.setdefault(name.lower(), []).append(value)
+    headers = _headers(message, walk, index)
 
     def first(name: str) -> str | None:
         return index[name][0] if name in index else None
@@ -346,7 +381,7 @@ def _result(message: Message, walk: _Walk, *, text: str) -> ParsedEmail:
         in_reply_to=_ids(first("in-reply-to")),
         references=_ids(" ".join(index.get("references", []))),
         text=text,
-        headers=_headers(message, walk),
+        headers=headers,
         attachments=tuple(walk.attachments),
         problems=tuple(walk.problems),
     )
@@ -375,17 +410,30 @@ def _boundary_depth(raw: bytes, limit: int) -> int:
     return deepest
 
 
-def _headers(message: Message, walk: _Walk) -> tuple[tuple[str, str], ...]:
+def _headers(
+    message: Message, walk: _Walk, index: dict[str, list[str]]
+) -> tuple[tuple[str, str], ...]:
+    """Every header decoded, in order; `index` gets the raw values under lower-cased names."""
     result: list[tuple[str, str]] = []
     budget = _MAX_HEADER_BLOCK  # bounds the decoding work however many headers there are
+    full = False
     for name, value in message.raw_items():
-        if len(result) == _MAX_HEADERS or budget <= 0:
+        index.setdefault(name.lower(), []).append(value)
+        if full:  # the index still takes every header
+            continue
+        if budget <= 0 or len(result) == _MAX_HEADERS:
             walk.flag("truncated-headers")
-            break
-        if len(value) > _MAX_HEADER_CHARS:
+            full = True
+            continue
+        size = len(value)
+        if size > _MAX_HEADER_CHARS:
             walk.flag("truncated-headers")
-        budget -= min(len(value), _MAX_HEADER_CHARS)
-        text = _header_text(value, limit=_MAX_HEADER_CHARS)[:_MAX_HEADER_CHARS]
+            size = _MAX_HEADER_CHARS
+        budget -= size
+        if value.isascii() and value.isprintable() and "=?" not in value:
+            text = value[:_MAX_HEADER_CHARS]  # most headers: _header_text's fast path, inlined
+        else:
+            text = _header_text(value, limit=_MAX_HEADER_CHARS)[:_MAX_HEADER_CHARS]
         if not (name.isascii() and name.isprintable()):  # only such a name needs cleaning
             name = _LINE_JUNK.sub("", _fix_8bit(name))
         result.append((name[:200], text))
@@ -465,6 +513,8 @@ def _addr(addr: str) -> str | None:
 
 
 def _recipients(values: list[str], walk: _Walk) -> tuple[str, ...]:
+    if not values:  # no such header (Cc usually): nothing to join, decode or split
+        return ()
     text = _fix_8bit(", ".join(str(v) for v in values)).replace("\r", "").replace("\n", "")
     if len(text) > _MAX_ADDRESS_CHARS:
         text = text[: text.rfind(",", 0, _MAX_ADDRESS_CHARS) + 1]
@@ -509,11 +559,21 @@ def _date(value: str | None, walk: _Walk) -> datetime | None:
 def _simple_date(match: re.Match[str]) -> datetime:
     """What parsedate_to_datetime returns for an RFC 5322 date, 5x faster."""
     day, month, year, hour, minute, second, sign, zone_hours, zone_minutes = match.groups()
-    offset = int(zone_hours) * 3600 + int(zone_minutes) * 60
-    zone = timezone(timedelta(seconds=-offset if sign == "-" else offset))
     return datetime(
-        int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second or 0), tzinfo=zone
+        int(year),
+        _MONTHS[month],
+        int(day),
+        int(hour),
+        int(minute),
+        int(second or 0),
+        tzinfo=_zone(sign, zone_hours, zone_minutes),
     )
+
+
+@functools.lru_cache(maxsize=64)  # senders use a few dozen offsets
+def _zone(sign: str, hours: str, minutes: str) -> timezone:
+    offset = int(hours) * 3600 + int(minutes) * 60
+    return timezone(timedelta(seconds=-offset if sign == "-" else offset))
 
 
 def _part_filename(part: Message) -> str | None:
@@ -530,15 +590,32 @@ def _charset(part: Message) -> str | None:
     """part.get_content_charset(), which parses the parameters in full (about 30 us), read
     directly from the common `type/subtype; charset="x"` shapes."""
     value = part.get("content-type")
-    if value is None or "charset" not in str(value).lower():
+    if value is None:
         return None
-    if _SIMPLE_CTYPE.fullmatch(str(value)):
-        params: list[tuple[str, str]] = _SIMPLE_PARAM.findall(str(value))
+    text = str(value)
+    # Cached only when short: a hostile megabyte-long header is not worth keeping.
+    simple = _simple_charset(text) if len(text) <= 256 else _simple_charset.__wrapped__(text)
+    if simple is not _NOT_SIMPLE:
+        return simple
+    charset: str | None = part.get_content_charset()
+    return charset
+
+
+_NOT_SIMPLE = "\x00"  # no charset label is a NUL
+
+
+@functools.lru_cache(maxsize=256)
+def _simple_charset(value: str) -> str | None:
+    """The charset a common Content-Type value names (None if none), else _NOT_SIMPLE.
+    Cached: most mail repeats a handful of Content-Type values."""
+    if "charset" not in value.lower():
+        return None
+    if _SIMPLE_CTYPE.fullmatch(value):
+        params: list[tuple[str, str]] = _SIMPLE_PARAM.findall(value)
         for name, token in params:
             if name.lower() == "charset":
                 return token.lower()
-    charset: str | None = part.get_content_charset()
-    return charset
+    return _NOT_SIMPLE
 
 
 def _filename(value: str | None) -> str:
@@ -551,8 +628,7 @@ def _filename(value: str | None) -> str:
 
 def _decode_bytes(data: bytes, declared: str | None) -> tuple[str, tuple[str, ...]]:
     """Text of `data`: the declared charset, then UTF-8, then a detector; never raises."""
-    label = _LINE_JUNK.sub("", (declared or "").strip().strip("\"'").lower())[:40]
-    codec = _codec(label)
+    label, codec = _label(declared or "")
     if data.isascii() and not (codec or "").startswith(_STATEFUL_PREFIXES):
         return data.decode("ascii"), ()
     problems: list[str] = []
@@ -578,6 +654,19 @@ def _decode_bytes(data: bytes, declared: str | None) -> tuple[str, tuple[str, ..
     guess = _codec(cchardet.detect(data[:_DETECT_BYTES])["encoding"]) or "cp1252"
     problems.append(f"charset-detected:{guess}")
     return data.decode(guess, "replace"), tuple(problems)
+
+
+def _label(declared: str) -> tuple[str, str | None]:
+    """A declared charset label, cleaned, and its codec; cached, as labels recur."""
+    if len(declared) > 64:  # not a real label: not worth a cache entry
+        return _clean_label.__wrapped__(declared)
+    return _clean_label(declared)
+
+
+@functools.lru_cache(maxsize=256)
+def _clean_label(declared: str) -> tuple[str, str | None]:
+    label = _LINE_JUNK.sub("", declared.strip().strip("\"'").lower())[:40]
+    return label, _codec(label)
 
 
 @functools.lru_cache(maxsize=256)

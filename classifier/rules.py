@@ -217,15 +217,7 @@ def _group(rules: Sequence[Rule]) -> RuleGroup:
         ordered,
         re.compile(alternation, re.MULTILINE),
         re.compile("|".join(f"(?:{rule.pattern})" for rule in ordered), re.MULTILINE),
-        MappingProxyType(
-            {
-                key: re.compile(
-                    "|".join(f"(?P<r{order}>{ordered[order].pattern})" for order in orders),
-                    re.MULTILINE,
-                )
-                for key, orders in by_anchor.items()
-            }
-        ),
+        MappingProxyType({key: _alternation(ordered, orders) for key, orders in by_anchor.items()}),
         MappingProxyType({key: tuple(orders) for key, orders in by_trigger.items()}),
         tuple(
             order
@@ -233,6 +225,18 @@ def _group(rules: Sequence[Rule]) -> RuleGroup:
             if rule.anchors is None and rule.triggers is None
         ),
     )
+
+
+def _alternation(
+    ordered: Sequence[Rule], orders: Sequence[int]
+) -> tuple[re.Pattern[str], tuple[int, ...]]:
+    """One alternation of the given rules, and the rule order behind each group number."""
+    alternation = "|".join(f"(?P<r{order}>{ordered[order].pattern})" for order in orders)
+    compiled = re.compile(alternation, re.MULTILINE)
+    by_number = [-1] * (compiled.groups + 1)
+    for name, number in compiled.groupindex.items():
+        by_number[number] = int(name[1:])
+    return compiled, tuple(by_number)
 
 
 def _assemble(

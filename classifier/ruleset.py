@@ -40,8 +40,11 @@ class RuleGroup:
     rules: tuple[Rule, ...] = ()
     regex: re.Pattern[str] | None = None
     any_regex: re.Pattern[str] | None = None  # the same without named groups: ~7x faster
-    # Per anchor stem, one alternation of the rules it anchors, in order, group "r<order>"
-    by_anchor: Mapping[str, re.Pattern[str]] = field(default_factory=lambda: MappingProxyType({}))
+    # Per anchor stem, one alternation of the rules it anchors, in order, group "r<order>",
+    # and the order of the rule each of its group numbers wraps (`lastindex` of a match)
+    by_anchor: Mapping[str, tuple[re.Pattern[str], tuple[int, ...]]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
     by_trigger: Mapping[str, tuple[int, ...]] = field(default_factory=lambda: MappingProxyType({}))
     always: tuple[int, ...] = ()
 
@@ -61,32 +64,41 @@ class RuleGroup:
         order), and a hit hides the later hits that start inside it."""
         folded = text.folded
         stop = len(folded) if end is None else end
+        anchors = text.anchors
+        rules = self.rules
         # Of the hits that start at one place only the first rule in order can be taken (it
         # hides the others), and an alternation tries its rules in order: so one call per
-        # anchor and place says which rule that is, and only that rule is run for its match.
-        first: dict[int, int] = {}
-        for anchor in self.by_anchor.keys() & text.anchors.keys():
-            alternation = self.by_anchor[anchor]
-            for position in text.anchors[anchor]:
+        # anchor and place says which rule that is. Its branch matched just what the rule
+        # alone matches there, so only a rule with groups (read by the caller) is run again.
+        first: dict[int, tuple[int, re.Match[str]]] = {}
+        for anchor in self.by_anchor.keys() & anchors.keys():
+            alternation, orders = self.by_anchor[anchor]
+            for position in anchors[anchor]:
                 found = alternation.match(folded, position, stop)
                 if found is not None:
-                    order = int(str(found.lastgroup)[1:])
-                    first[position] = min(order, first.get(position, order))
+                    order = orders[found.lastindex]  # type: ignore[index]
+                    if position not in first or order < first[position][0]:
+                        first[position] = order, found
         # (start, order) -> hit
         candidates: dict[tuple[int, int], re.Match[str]] = {}
-        for position, order in first.items():
-            candidates[position, order] = self.rules[order].regex.match(folded, position, stop)  # type: ignore[assignment]
+        for position, (order, found) in first.items():
+            regex = rules[order].regex
+            if regex.groups:  # the rule's own numbering: it matches here, as its branch did
+                candidates[position, order] = regex.match(folded, position, stop)  # type: ignore[assignment]
+            else:
+                candidates[position, order] = found
         scanned = set(self.always)
-        for trigger in self.by_trigger.keys() & text.triggers:
-            scanned.update(self.by_trigger[trigger])
+        if self.by_trigger:
+            for trigger in self.by_trigger.keys() & text.triggers:
+                scanned.update(self.by_trigger[trigger])
         for order in scanned:
-            for hit in self.rules[order].regex.finditer(folded, 0, stop):
+            for hit in rules[order].regex.finditer(folded, 0, stop):
                 candidates[hit.start(), order] = hit
         hits: list[tuple[Rule, re.Match[str]]] = []
         cursor = 0
-        for (position, order), hit in sorted(candidates.items(), key=lambda item: item[0]):
+        for (position, order), hit in sorted(candidates.items()):  # the keys are distinct
             if position >= cursor:
-                hits.append((self.rules[order], hit))
+                hits.append((rules[order], hit))
                 cursor = max(hit.end(), position + 1)
         return hits
 

@@ -5,7 +5,6 @@ with the evidence for it."""
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Iterator
 
 from classifier.document import Document
@@ -15,7 +14,7 @@ from classifier.ruleset import CANCEL, Rule, RuleGroup, RuleSet
 # A negation cue counts only within the clause of the word it negates: "No, it is urgent"
 # and "not down, but all users are locked out" must still fire.
 _CLAUSE_END = re.compile(r"[.!?;:,\n]")
-_CLAUSE_START = re.compile(r"[.!?;:,\n][^.!?;:,\n]*\Z")
+_CLAUSE_MARKS = tuple(".!?;:,\n")
 _WINDOW = 60
 
 # Ties go to the more specific and more serious category.
@@ -31,6 +30,7 @@ _PRECEDENCE = (
 # what does not work yet: their own wording outweighs those words.
 _WEIGHT = {Category.SERVICE_CREDIT: 3, Category.FEATURE_REQUEST: 2}
 _SUBJECT_WEIGHT = 2  # the subject names the topic
+_CATEGORY = {category.value: category for category in Category}  # Category(value), faster
 
 # Severity a category implies when the text states no impact (Scalr and Circularo on-premise
 # 12: questions, how-to, enhancement requests are 4; an error is a partial loss, 3).
@@ -60,9 +60,11 @@ def negated(folded: str, match: re.Match[str], rules: RuleSet) -> bool:
     """Whether a negation cue stands right before or after the match, in the same clause."""
     start, end = match.span()
     before = folded[max(0, start - _WINDOW) : start]
-    boundary = _CLAUSE_START.search(before)
-    if boundary is not None:
-        before = before[boundary.start() + 1 :]
+    # The clause starts after the last clause mark: a few reverse scans beat a regex search,
+    # which tries to run to the end of the window from every mark.
+    boundary = max(map(before.rfind, _CLAUSE_MARKS))
+    if boundary >= 0:
+        before = before[boundary + 1 :]
     if rules.negation_before.test(before):
         return True
     after = folded[end : end + _WINDOW]
@@ -119,17 +121,17 @@ def explicit_severity(document: Document, rules: RuleSet) -> tuple[int | None, l
 
 def categorize(document: Document, rules: RuleSet) -> tuple[Category, list[Evidence]]:
     """The category whose rules weigh most; subject hits count double."""
-    scores: Counter[Category] = Counter()
+    scores: dict[Category, int] = {}
     evidence: list[Evidence] = []
     for hit in hits(document, rules.category, rules):
-        category = Category(hit[0].kind)
+        category = _CATEGORY[hit[0].kind]
         weight = _SUBJECT_WEIGHT if hit[1].start() < document.subject_end else 1
-        scores[category] += weight * _WEIGHT.get(category, 1)
+        scores[category] = scores.get(category, 0) + weight * _WEIGHT.get(category, 1)
         evidence.append(_evidence(document, "category", hit))
     if not scores:
         return Category.OTHER, evidence
     best = max(scores.values())
-    return next(c for c in _PRECEDENCE if scores[c] == best), evidence
+    return next(c for c in _PRECEDENCE if scores.get(c) == best), evidence
 
 
 def severity(

@@ -8,12 +8,13 @@ import hashlib
 import random
 from datetime import UTC, datetime, timedelta, timezone
 from email.message import EmailMessage
+from email.parser import BytesParser
 from email.policy import SMTP
 from pathlib import Path
 
 import pytest
 
-from channels.mime import ParsedEmail, parse_email
+from channels.mime import _RAW_HEADERS, ParsedEmail, parse_email
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_MAIL = (REPO / ".." / "shared" / "corpus" / "mail").resolve()
@@ -540,3 +541,44 @@ def test_random_junk_never_raises() -> None:
             junk[rng.randrange(len(junk))] = rng.randrange(256)
         _assert_clean(parse_email(bytes(junk)))
         _assert_clean(parse_email(rng.randbytes(rng.randrange(1, 3_000))))
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        (b"tab\there\x01 bell\x07 esc\x1b del\x7f end", "tab\there bell esc del end"),
+        (b"plain ascii, nothing to drop", "plain ascii, nothing to drop"),
+        ("caf\u00e9 \u2028line\x85next".encode(), "caf\u00e9 linenext"),
+    ],
+)
+def test_body_controls_dropped_on_both_paths(body: bytes, text: str) -> None:
+    # ASCII text without controls skips the junk regex; every other text goes through it.
+    raw = b"From: a@example.com\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + body
+    assert parse_email(raw).text == text
+
+
+def test_header_lookup_follows_edits() -> None:
+    # The parser's messages look headers up through a cached index of names: it must see
+    # headers added, replaced and deleted after it was built.
+    msg = BytesParser(policy=_RAW_HEADERS).parsebytes(
+        b"From: a@example.com\r\nContent-Type: text/html\r\nX-A: 1\r\n\r\nhi"
+    )
+    assert msg.get_content_type() == "text/html" and msg.get("x-b") is None
+    msg["X-B"] = "2"
+    msg.replace_header("Content-Type", "text/plain")
+    assert (msg.get("X-B"), msg.get_content_type()) == ("2", "text/plain")
+    del msg["X-A"]
+    msg["x-a"] = "3"
+    assert (msg.get("X-A"), msg.get("missing", "none")) == ("3", "none")
+
+
+def test_many_boundaries_still_counted() -> None:
+    # More than max_depth mentions of "boundary" send the message to the real count.
+    parts = "".join(
+        f"--b{i}\r\nContent-Type: multipart/mixed; boundary=b{i + 1}\r\n\r\n" for i in range(5)
+    )
+    raw = (
+        f"From: a@example.com\r\nContent-Type: multipart/mixed; boundary=b0\r\n\r\n{parts}".encode()
+    )
+    assert "too-deep" in parse_email(raw, max_depth=3).problems
+    assert "too-deep" not in parse_email(raw, max_depth=10).problems
