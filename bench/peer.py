@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -40,8 +38,10 @@ from typing import Any
 
 import aiosmtplib
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from smtp_load import cpu_seconds, free_port, peak_rss_mb, wait_listening
 
-PEER = Path("/work/shared/peer-django-helpdesk")
+# The shared folder sits beside the checkout (../shared), as CI lays it out.
+PEER = Path(__file__).resolve().parents[2] / "shared" / "peer-django-helpdesk"
 PEER_ROOT = Path("/tmp/peer-dh")
 RCPT = "support@support.example.com"  # the envelope: the corpus's To is the peer's address
 LEGACY = ("iso-8859-2", "shift_jis", "iso-2022-jp", "iso-8859-1", "windows-1251", "koi8-r")
@@ -49,37 +49,6 @@ Record = dict[str, Any]
 
 
 # --------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_listening(port: int, process: subprocess.Popen[bytes], seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("server did not start")
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def load_average() -> str:
@@ -223,7 +192,7 @@ def run_ours(corpus: Path, manifest: list[Record], connections: int) -> Record:
             [sys.executable, __file__, "--sink-port", str(sink_port), "--sink-file", str(sent_log)]
         )
         try:
-            wait_listening(sink_port, sink)
+            wait_listening(sink_port, sink, seconds=120)
             with (root / "serve.log").open("wb") as serve_log:
                 serve = subprocess.Popen(
                     [sys.executable, "-m", "intake.cli", "serve"],
@@ -232,7 +201,7 @@ def run_ours(corpus: Path, manifest: list[Record], connections: int) -> Record:
                     stderr=subprocess.STDOUT,
                 )
                 try:
-                    wait_listening(smtp_port, serve)
+                    wait_listening(smtp_port, serve, seconds=120)
                     cpu_before = cpu_seconds(serve.pid)
                     refused: dict[str, str] = {}
                     began = time.perf_counter()
