@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import httpx
-from smtp_load import cpu_seconds, free_port, fresh_database, peak_rss_mb, quantiles, wait_listening
+from smtp_load import free_port, fresh_database, quantiles, run, wait_listening
 from twilio.request_validator import RequestValidator
 
 PUBLIC_URL = "https://support.example.com"
@@ -121,24 +121,6 @@ async def load(port: int, requests: int, connections: int) -> tuple[float, list[
         return requests / (time.perf_counter() - began), latencies
 
 
-def run(
-    argv: list[str], port: int, cwd: Path, requests: int, connections: int, env: dict[str, str]
-) -> tuple[float, list[float], float, float]:
-    process = subprocess.Popen(
-        argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
-    )
-    try:
-        wait_listening(port, process)
-        asyncio.run(load(port, min(100, requests), connections))  # warm up
-        cpu_before = cpu_seconds(process.pid)
-        rate, latencies = asyncio.run(load(port, requests, connections))
-        cpu_ms = (cpu_seconds(process.pid) - cpu_before) * 1000 / requests
-        return rate, latencies, peak_rss_mb(process.pid), cpu_ms
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
-
-
 def settings(web_port: int, sink_port: int) -> str:
     return (
         "[smtp]\nenabled = false\n"
@@ -169,12 +151,12 @@ def main() -> None:
         (root / "sink.py").write_text(TWILIO_SINK, encoding="utf-8")
         (root / "intake.toml").write_text(settings(intake_port, sink_port), encoding="utf-8")
         nothing = [sys.executable, str(root / "nothing.py"), str(nothing_port)]
-        base = run(nothing, nothing_port, root, args.requests, args.connections, env)
+        base = run(nothing, nothing_port, root, args.requests, args.connections, env, load=load)
         sink = subprocess.Popen([sys.executable, str(root / "sink.py"), str(sink_port)])
         try:
             wait_listening(sink_port, sink)
             serve = [sys.executable, "-m", "intake.cli", "serve"]
-            ours = run(serve, intake_port, root, args.requests, args.connections, env)
+            ours = run(serve, intake_port, root, args.requests, args.connections, env, load=load)
         finally:
             sink.terminate()
             sink.wait(timeout=60)
