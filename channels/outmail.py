@@ -1,6 +1,7 @@
 """Composing our outgoing mail: acknowledgements, endorsement requests and agent alerts.
 
-Pure: an `Ack` in, an `EmailMessage` out. Built with `email.policy.default`, threaded under
+Pure: an `Ack` in, an `EmailMessage` out. Built with `email.policy.default` (its cheaper
+twin, `channels.mailpolicy.DEFAULT`), threaded under
 the customer's message, and marked so that no well-behaved robot answers it (RFC 3834
 `Auto-Submitted`, Exchange's `X-Auto-Response-Suppress`) and so that it is recognised if it
 comes back (our loop header).
@@ -9,12 +10,13 @@ comes back (our loop header).
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import datetime
-from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 
+from channels.mailpolicy import DEFAULT
 from intake.acks import LOOP_HEADER
 from intake.messages import Ack
 
@@ -32,7 +34,7 @@ def _ids(values: tuple[str, ...] | list[str]) -> str:
 
 
 def compose(ack: Ack, *, sender: str, sender_name: str, now: datetime) -> EmailMessage:
-    mail = EmailMessage(policy=policy.default)
+    mail = EmailMessage(policy=DEFAULT)
     local, _, domain = sender.partition("@")
     mail["From"] = Address(display_name=header_value(sender_name), username=local, domain=domain)
     mail["To"] = header_value(ack.to)
@@ -55,4 +57,7 @@ def compose(ack: Ack, *, sender: str, sender_name: str, now: datetime) -> EmailM
     mail.set_content(ack.text)
     if ack.html:
         mail.add_alternative(ack.html, subtype="html")
+        # Named here: the generator would otherwise pick one and compile a regex to look for
+        # it in the text (~0.3 ms). 128 random bits cannot turn up in our own text by chance.
+        mail.set_boundary(f"==={secrets.token_hex(16)}==")
     return mail

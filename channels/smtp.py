@@ -241,6 +241,13 @@ class SmtpChannel:
 class SmtpReplier:
     """Sends our notices through the outbound relay (`[outbound.smtp]`) with aiosmtplib.
 
+    One connection carries the notices that follow each other (a deliverer's pass), instead
+    of a connection, EHLO and QUIT per notice; it is closed after `keep_open` idle seconds,
+    well under the five minutes a relay may wait on an idle client (RFC 5321 4.5.3.2.7), and
+    after any error, since the relay's state is then unknown. A notice whose send fails on a
+    kept connection is not resent at once: the relay may have taken it before failing, and
+    the deliverer's retry is the one place that decides to try again.
+
     The envelope sender is the notice's tokened reply address where there is one, so that a
     bounce comes back naming its ticket.
     """
@@ -252,35 +259,84 @@ class SmtpReplier:
         clock: Callable[[], datetime],
         sender_name: str = "Support",
         timeout: float = 30.0,
+        keep_open: float = 5.0,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.sender_name = sender_name
         self.timeout = timeout
+        self.keep_open = keep_open
+        self.connections = 0  # opened so far (for tests and metrics)
+        self._client: aiosmtplib.SMTP | None = None
+        self._lock = asyncio.Lock()
+        self._closer: asyncio.TimerHandle | None = None
+        self._closing: asyncio.Task[None] | None = None  # held: the loop keeps only weak refs
 
     async def send(self, ack: Ack) -> None:
         mail = compose(
             ack, sender=self.settings.from_address, sender_name=self.sender_name, now=self.clock()
         )
-        try:
-            await aiosmtplib.send(
-                mail,
-                sender=ack.reply_to or self.settings.from_address,
-                recipients=[ack.to],
-                hostname=self.settings.host,
-                port=self.settings.port,
-                timeout=self.timeout,
-            )
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            codes = [r.code for r in exc.recipients]
-            text = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
-            if all(code >= 500 for code in codes):
-                raise PermanentChannelError(text) from exc
-            raise TransientChannelError(text) from exc
-        except aiosmtplib.SMTPResponseException as exc:
-            text = f"{exc.code} {exc.message}"
-            if exc.code >= 500:
-                raise PermanentChannelError(text) from exc
-            raise TransientChannelError(text) from exc
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            raise TransientChannelError(f"{type(exc).__name__}: {exc}") from exc
+        async with self._lock:
+            if self._closer is not None:
+                self._closer.cancel()
+            try:
+                client = await self._connected()
+                await client.send_message(
+                    mail, sender=ack.reply_to or self.settings.from_address, recipients=[ack.to]
+                )
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                codes = [r.code for r in exc.recipients]
+                text = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
+                if all(code >= 500 for code in codes):
+                    raise PermanentChannelError(text) from exc
+                raise TransientChannelError(text) from exc
+            except aiosmtplib.SMTPResponseException as exc:
+                self._drop()
+                text = f"{exc.code} {exc.message}"
+                if exc.code >= 500:
+                    raise PermanentChannelError(text) from exc
+                raise TransientChannelError(text) from exc
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                self._drop()
+                raise TransientChannelError(f"{type(exc).__name__}: {exc}") from exc
+            finally:
+                if self._client is not None:
+                    loop = asyncio.get_running_loop()
+                    self._closer = loop.call_later(self.keep_open, self._idle_close)
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.is_connected
+
+    async def aclose(self) -> None:
+        """Say goodbye to the relay (QUIT) and close; a later send opens a new connection."""
+        async with self._lock:
+            if self._closer is not None:
+                self._closer.cancel()
+            client, self._client = self._client, None
+            if client is not None and client.is_connected:
+                try:
+                    await client.quit()
+                except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                    client.close()
+
+    async def _connected(self) -> aiosmtplib.SMTP:
+        if self._client is not None and self._client.is_connected:
+            return self._client
+        self._drop()  # one the relay closed
+        client = aiosmtplib.SMTP(
+            hostname=self.settings.host, port=self.settings.port, timeout=self.timeout
+        )
+        await client.connect()
+        self._client = client
+        self.connections += 1
+        return client
+
+    def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def _idle_close(self) -> None:
+        if not self._lock.locked():  # a send in progress rescheduled its own close
+            self._closing = asyncio.get_running_loop().create_task(self.aclose())

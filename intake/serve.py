@@ -113,9 +113,8 @@ class Service:
         self.intake: Intake = MeasuredIntake(limited(checked, limit), self.metrics)
         self.channels: list[Channel] = []
         self.stopping = asyncio.Event()
-        repliers: dict[str, Replier] = {
-            "email": SmtpReplier(settings.outbound.smtp, clock=utc_now),
-        }
+        self.smtp_replier = SmtpReplier(settings.outbound.smtp, clock=utc_now)
+        repliers: dict[str, Replier] = {"email": self.smtp_replier}
         if settings.twilio.enabled:
             twilio = TwilioReplier(
                 settings.twilio,
@@ -215,6 +214,7 @@ class Service:
             await self._delivering
         if self._watching is not None:
             await self._watching
+        await self.smtp_replier.aclose()
         if self.telegram_replier is not None:
             await self.telegram_replier.aclose()
         if self._unredact is not None:

@@ -114,11 +114,22 @@ async def claim_due(
     ]
 
 
-async def mark_sent(session: AsyncSession, outbox_id: int, now: datetime) -> None:
+async def mark_sent(session: AsyncSession, outbox_ids: list[int], now: datetime) -> None:
+    """The channel accepted these rows' notices (one statement for a pass's worth)."""
+    if outbox_ids:
+        await session.execute(
+            update(Outbox)
+            .where(Outbox.id.in_(outbox_ids))
+            .values(status="sent", sent_at=now, leased_until=None, last_error=None)
+        )
+
+
+async def release(session: AsyncSession, outbox_id: int) -> None:
+    """Give back a claimed row that was not attempted: due again at once, not one try more."""
     await session.execute(
         update(Outbox)
         .where(Outbox.id == outbox_id)
-        .values(status="sent", sent_at=now, leased_until=None, last_error=None)
+        .values(leased_until=None, attempts=Outbox.attempts - 1)
     )
 
 

@@ -148,6 +148,9 @@ class Relay:
 
     def __init__(self) -> None:
         self.received: list[tuple[Envelope, Message]] = []
+        self.peers: list[object] = []  # the client address of each message (its connection)
+        self.quits = 0
+        self.sessions: list[SMTP] = []
         self.refuse: list[str] = []
         self.refused: list[str] = []
         self.server: asyncio.Server | None = None
@@ -168,7 +171,21 @@ class Relay:
     ) -> str:
         raw = envelope.original_content or b""
         self.received.append((envelope, email.message_from_bytes(raw, policy=policy.default)))
+        self.peers.append(session.peer)
+        self.sessions.append(server)
         return "250 OK"
+
+    async def handle_QUIT(  # noqa: N802 - the name aiosmtpd calls
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        self.quits += 1
+        return "221 Bye"
+
+    def hang_up(self) -> None:
+        """Close every client connection from the relay's side (a restart, an idle timeout)."""
+        for server in self.sessions:
+            if server.transport is not None:
+                server.transport.close()
 
     def recipients(self) -> list[str]:
         return [rcpt for envelope, _ in self.received for rcpt in envelope.rcpt_tos]

@@ -4,6 +4,7 @@ the backoff is checked exactly and nobody waits for it."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -26,6 +27,8 @@ from channels.twilio import TwilioReplier
 from intake.app import Storage
 from intake.config import OutboundSmtpSettings, TelegramSettings, TwilioSettings
 from intake.delivery import Deliverer, backoff
+from intake.errors import PermanentChannelError, TransientChannelError
+from intake.messages import Ack, ChannelKind
 from storage import agents, outbox
 from storage.models import Outbox
 
@@ -226,3 +229,57 @@ async def test_telegram_502_then_flood_control_then_sent(
     [ack] = await rows(storage)
     assert (ack.status, ack.attempts) == ("sent", 3)
     assert [c["chat_id"] for c in fake.made("sendMessage")] == [777000111] * 2
+
+
+def notice(n: int) -> Ack:
+    return Ack(
+        outbox_id=n,
+        kind="ack",
+        channel=ChannelKind.EMAIL,
+        to=f"customer{n}@example.org",
+        subject=f"[SUP-{n:06d}] Re: hi",
+        text="We have your request.",
+    )
+
+
+async def test_notices_in_a_row_share_one_relay_connection(relay: Relay) -> None:
+    replier = SmtpReplier(OutboundSmtpSettings(port=relay.port), clock=Clock(), timeout=10)
+    for n in range(3):
+        await replier.send(notice(n))
+    assert relay.recipients() == [f"customer{n}@example.org" for n in range(3)]
+    assert replier.connections == 1 and len(set(relay.peers)) == 1
+    relay.refuse = ["550 5.1.1 No such user"]  # a refused recipient keeps the connection
+    with pytest.raises(PermanentChannelError):
+        await replier.send(notice(3))
+    await replier.send(notice(4))
+    assert replier.connections == 1 and relay.recipients()[-1] == "customer4@example.org"
+    await replier.aclose()
+    assert relay.quits == 1
+    await replier.send(notice(5))  # a new connection after closing
+    assert replier.connections == 2 and len(set(relay.peers)) == 2
+    await replier.aclose()
+
+
+async def test_a_connection_the_relay_hung_up_is_replaced(relay: Relay) -> None:
+    replier = SmtpReplier(OutboundSmtpSettings(port=relay.port), clock=Clock(), timeout=10)
+    await replier.send(notice(1))
+    relay.hang_up()
+    try:
+        await replier.send(notice(2))
+    except TransientChannelError:  # the hang-up was not seen before the send: retried later
+        await replier.send(notice(2))
+    assert relay.recipients() == ["customer1@example.org", "customer2@example.org"]
+    assert replier.connections == 2
+    await replier.aclose()
+
+
+async def test_an_idle_connection_is_closed(relay: Relay) -> None:
+    replier = SmtpReplier(
+        OutboundSmtpSettings(port=relay.port), clock=Clock(), timeout=10, keep_open=0.01
+    )
+    await replier.send(notice(1))
+    for _ in range(500):  # the close runs on the event loop a moment later
+        if relay.quits:
+            break
+        await asyncio.sleep(0.01)
+    assert relay.quits == 1 and not replier.connected

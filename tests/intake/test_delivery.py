@@ -10,7 +10,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from reopenable import ReopenableStorage
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from intake.delivery import Deliverer, backoff
 from intake.errors import PermanentChannelError, TransientChannelError
@@ -150,3 +150,77 @@ async def test_a_channel_without_a_replier_fails_visibly(storage: ReopenableStor
 def test_backoff_is_capped() -> None:
     assert [backoff(n).total_seconds() for n in (1, 2, 3)] == [5, 10, 20]
     assert backoff(40) == timedelta(hours=1)
+
+
+class Commits:
+    """Counts the transactions committed on an engine."""
+
+    def __init__(self, storage: ReopenableStorage) -> None:
+        self.count = 0
+        self.engine = storage.engine.sync_engine
+        event.listen(self.engine, "commit", self._committed)
+
+    def _committed(self, _connection: object) -> None:
+        self.count += 1
+
+    def close(self) -> None:
+        event.remove(self.engine, "commit", self._committed)
+
+
+async def test_a_pass_records_its_outcomes_in_one_commit(storage: ReopenableStorage) -> None:
+    await queue(storage, 6)
+    replier = Recorder([TransientChannelError("451 later"), PermanentChannelError("550 gone")])
+    commits = Commits(storage)
+    try:
+        deliverer = Deliverer(storage.sessions, {"email": replier}, clock=lambda: NOW)
+        assert await deliverer.run_once() == 6
+    finally:
+        commits.close()
+    assert commits.count == 2  # the claim, then every outcome together
+    assert [r.status for r in await rows(storage)] == ["pending", "failed", *["sent"] * 4]
+    assert len(replier.sent) == 4
+
+
+async def test_outcomes_are_recorded_at_least_every_record_every(
+    storage: ReopenableStorage,
+) -> None:
+    await queue(storage, 3)
+    commits = Commits(storage)
+    try:
+        replier = Recorder()
+        deliverer = Deliverer(
+            storage.sessions, {"email": replier}, record_every=0, clock=lambda: NOW
+        )
+        assert await deliverer.run_once() == 3
+    finally:
+        commits.close()
+    assert commits.count == 1 + 3  # each outcome as soon as it is known
+    assert {r.status for r in await rows(storage)} == {"sent"}
+
+
+async def test_no_send_starts_on_a_lease_about_to_run_out(storage: ReopenableStorage) -> None:
+    """Sends that take long (a slow relay) leave the rest of the pass for a new claim, so
+    that no other deliverer can claim a row this one is still going to send."""
+    await queue(storage, 3)
+    clock = [NOW]
+
+    class Slow(Recorder):
+        async def send(self, ack: Ack) -> None:
+            await super().send(ack)
+            clock[0] += timedelta(minutes=2)
+
+    replier = Slow()
+    deliverer = Deliverer(
+        storage.sessions,
+        {"email": replier},
+        lease=timedelta(minutes=5),
+        send_margin=timedelta(minutes=1),
+        clock=lambda: clock[0],
+    )
+    assert await deliverer.run_once() == 3
+    assert len(replier.sent) == 2  # the third would start with a minute of lease left
+    third = (await rows(storage))[2]
+    assert (third.status, third.attempts, third.leased_until) == ("pending", 0, None)
+    assert await deliverer.run_once() == 1  # given back: due again at once
+    assert [a.to for a in replier.sent] == [f"customer{n}@example.org" for n in range(3)]
+    assert {r.status for r in await rows(storage)} == {"sent"}
