@@ -13,7 +13,12 @@ until every acknowledgement has reached the sink. `--profile FILE` runs the
 product under cProfile and writes its stats there (read them with `python -m pstats FILE`).
 
     python bench/smtp_load.py [--messages 2000] [--connections 20]
-        [--database-url postgresql+asyncpg://postgres@127.0.0.1/intake_bench] [--profile FILE]
+        [--database-url postgresql+asyncpg://postgres@127.0.0.1/intake_bench [--nodes 2]]
+        [--profile FILE]
+
+`--nodes N` runs N product processes on that PostgreSQL (several nodes, as in production
+behind a load balancer) against N do-nothing servers, the client's connections spread over
+them; CPU is then the sum of the N processes'.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -110,11 +115,14 @@ async def client(port: int, numbers: list[int], latencies: list[float]) -> None:
             latencies.append(time.perf_counter() - began)
 
 
-async def load(port: int, messages: int, connections: int) -> tuple[float, list[float]]:
+async def load(ports: list[int], messages: int, connections: int) -> tuple[float, list[float]]:
+    """`messages` over `connections`, the connections spread over the servers' `ports`."""
     latencies: list[float] = []
     shares = [list(range(c, messages, connections)) for c in range(connections)]
     began = time.perf_counter()
-    await asyncio.gather(*(client(port, share, latencies) for share in shares))
+    await asyncio.gather(
+        *(client(ports[c % len(ports)], share, latencies) for c, share in enumerate(shares))
+    )
     return messages / (time.perf_counter() - began), latencies
 
 
@@ -135,42 +143,49 @@ async def fresh_database(url: str) -> None:
         await admin.close()
 
 
-Load = Callable[[int, int, int], Coroutine[Any, Any, tuple[float, list[float]]]]
+Load = Callable[[list[int], int, int], Coroutine[Any, Any, tuple[float, list[float]]]]
+Server = tuple[list[str], int, dict[str, str] | None]  # argv, the port it listens on, environment
 
 
 def run(
-    argv: list[str],
-    port: int,
+    servers: Sequence[Server],
     cwd: Path,
     messages: int,
     connections: int,
-    env: dict[str, str] | None = None,
     *,
     load: Load = load,
     settled: Callable[[int], bool] | None = None,
 ) -> tuple[float, list[float], float, float]:
-    """Start a server, warm it up, then time `load` (port, count, connections) against it:
-    rate, latencies, peak RSS (MB) and CPU per message (ms).
+    """Start the servers (one process each), warm them up, then time `load` (ports, count,
+    connections) against them: rate, latencies, the highest peak RSS of one process (MB)
+    and the CPU per message of all of them together (ms).
 
-    `settled(n)` says whether the server has finished the work that `n` messages gave it
-    (e.g. their acknowledgements delivered); the CPU is counted until it has, so that work
-    deferred past the timed load is not left out."""
-    process = subprocess.Popen(
-        argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
-    )
+    `settled(n)` says whether the servers have finished the work that `n` messages gave
+    them (e.g. their acknowledgements delivered); the CPU is counted until they have, so that
+    work deferred past the timed load is not left out."""
+    processes = [
+        subprocess.Popen(
+            argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+        )
+        for argv, _, env in servers
+    ]
+    ports = [port for _, port, _ in servers]
     try:
-        wait_listening(port, process)
+        for process, port in zip(processes, ports, strict=True):
+            wait_listening(port, process)
         warm = min(100, messages)
-        asyncio.run(load(port, warm, connections))  # warm up
+        asyncio.run(load(ports, warm, connections))  # warm up
         wait_settled(settled, warm)
-        cpu_before = cpu_seconds(process.pid)
-        rate, latencies = asyncio.run(load(port, messages, connections))
+        cpu_before = sum(cpu_seconds(p.pid) for p in processes)
+        rate, latencies = asyncio.run(load(ports, messages, connections))
         wait_settled(settled, warm + messages)
-        cpu_ms = (cpu_seconds(process.pid) - cpu_before) * 1000 / messages
-        return rate, latencies, peak_rss_mb(process.pid), cpu_ms
+        cpu_ms = (sum(cpu_seconds(p.pid) for p in processes) - cpu_before) * 1000 / messages
+        return rate, latencies, max(peak_rss_mb(p.pid) for p in processes), cpu_ms
     finally:
-        process.terminate()
-        process.wait(timeout=60)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=60)
 
 
 def wait_settled(settled: Callable[[int], bool] | None, count: int, seconds: float = 300) -> None:
@@ -186,6 +201,17 @@ def quantiles(values: list[float]) -> tuple[float, float]:
     return cuts[49] * 1000, cuts[98] * 1000
 
 
+def node(number: int, nodes: int, env: dict[str, str], profile: Path | None) -> Server:
+    """The `intake serve` process `number`: its own SMTP port, the shared configuration."""
+    port = free_port()
+    cprofile = []
+    if profile is not None:
+        name = profile.absolute() if nodes == 1 else profile.absolute().with_suffix(f".{number}")
+        cprofile = ["-m", "cProfile", "-o", str(name)]
+    argv = [sys.executable, *cprofile, "-m", "intake.cli", "serve"]
+    return argv, port, {**env, "INTAKE_SMTP_PORT": str(port)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
@@ -193,51 +219,54 @@ def main() -> None:
     parser.add_argument(
         "--database-url", default="", help="default: SQLite in a temp folder; else dropped!"
     )
+    parser.add_argument(
+        "--nodes", type=int, default=1, help="product processes on one PostgreSQL (and as many "
+        "do-nothing servers), the connections spread over them"
+    )  # fmt: skip
     parser.add_argument("--profile", type=Path, help="cProfile the product into this file")
     args = parser.parse_args()
+    if args.nodes > 1 and not args.database_url:
+        raise SystemExit("--nodes above 1 shares one PostgreSQL: give --database-url")
     env = dict(os.environ)
     if args.database_url:
         asyncio.run(fresh_database(args.database_url))
         env["INTAKE_DATABASE_URL"] = args.database_url
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        nothing_port, intake_port, sink_port = free_port(), free_port(), free_port()
+        sink_port = free_port()
         (root / "nothing.py").write_text(NOTHING_SERVER, encoding="utf-8")
         (root / "intake.toml").write_text(
-            f"[smtp]\nport = {intake_port}\n[web]\nenabled = false\n"
+            "[web]\nenabled = false\n"
             f'[outbound.smtp]\nhost = "127.0.0.1"\nport = {sink_port}\n'
             "[pipeline]\nacks_per_sender_per_hour = 1000000\n",
             encoding="utf-8",
         )
+        nothing_ports = [free_port() for _ in range(args.nodes)]
+        nothing = [sys.executable, str(root / "nothing.py")]
         base = run(
-            [sys.executable, str(root / "nothing.py"), str(nothing_port)],
-            nothing_port,
+            [([*nothing, str(port)], port, None) for port in nothing_ports],
             root,
             args.messages,
             args.connections,
         )
-        profile = ["-m", "cProfile", "-o", str(args.profile.absolute())] if args.profile else []
         tally = root / "acks.tally"
         tally.touch()
-        sink = subprocess.Popen(
-            [sys.executable, str(root / "nothing.py"), str(sink_port), str(tally)]
-        )
+        sink = subprocess.Popen([*nothing, str(sink_port), str(tally)])
         try:
             wait_listening(sink_port, sink)
             ours = run(
-                [sys.executable, *profile, "-m", "intake.cli", "serve"],
-                intake_port,
+                [node(n, args.nodes, env, args.profile) for n in range(args.nodes)],
                 root,
                 args.messages,
                 args.connections,
-                env,
                 settled=lambda n: tally.stat().st_size >= n,  # every message acknowledged
             )
         finally:
             sink.terminate()
             sink.wait(timeout=60)
     where = args.database_url.split("@")[-1] if args.database_url else "SQLite"
-    print(f"{args.messages} messages over {args.connections} connections, loopback, {where}")
+    nodes = f", {args.nodes} processes each" if args.nodes > 1 else ""
+    print(f"{args.messages} messages over {args.connections} connections, loopback, {where}{nodes}")
     for name, (rate, latencies, rss, cpu_ms) in (
         ("do-nothing aiosmtpd", base),
         ("intake serve", ours),

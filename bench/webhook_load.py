@@ -108,7 +108,8 @@ async def client(
             raise SystemExit(f"webhook answered {response.status_code}: {response.text[:200]}")
 
 
-async def load(port: int, requests: int, connections: int) -> tuple[float, list[float]]:
+async def load(ports: list[int], requests: int, connections: int) -> tuple[float, list[float]]:
+    [port] = ports  # one server
     signed = [webhook(n) for n in range(requests)]
     latencies: list[float] = []
     shares = [signed[c::connections] for c in range(connections)]
@@ -151,12 +152,13 @@ def main() -> None:
         (root / "sink.py").write_text(TWILIO_SINK, encoding="utf-8")
         (root / "intake.toml").write_text(settings(intake_port, sink_port), encoding="utf-8")
         nothing = [sys.executable, str(root / "nothing.py"), str(nothing_port)]
-        base = run(nothing, nothing_port, root, args.requests, args.connections, env, load=load)
+        base = run([(nothing, nothing_port, env)], root, args.requests, args.connections, load=load)
         sink = subprocess.Popen([sys.executable, str(root / "sink.py"), str(sink_port)])
         try:
             wait_listening(sink_port, sink)
             serve = [sys.executable, "-m", "intake.cli", "serve"]
-            ours = run(serve, intake_port, root, args.requests, args.connections, env, load=load)
+            servers = [(serve, intake_port, env)]
+            ours = run(servers, root, args.requests, args.connections, load=load)
         finally:
             sink.terminate()
             sink.wait(timeout=60)
