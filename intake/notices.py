@@ -254,10 +254,17 @@ class Notifier:
         self, session: AsyncSession, ticket_id: int, reasons: list[str], context: dict[str, Any]
     ) -> None:
         rendered = acks.render_alert(self.templates, reasons=reasons, **context)
+        await self.queue_alert(session, ticket_id, rendered)
+
+    async def queue_alert(
+        self, session: AsyncSession, ticket_id: int, rendered: acks.Rendered
+    ) -> None:
+        """An agent alert (new ticket, raised priority, SLA) to every notify address and chat,
+        but not by mail to an address that bounced hard."""
         payload = {
             "subject": rendered.subject,
             "text": rendered.text,
-            "reference": context["reference"],
+            "reference": references.format_reference(ticket_id),
         }
         targets = [("email", e) for e in self.options.notify_emails] + [
             ("telegram", str(chat)) for chat in self.options.notify_telegram

@@ -38,16 +38,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from intake import acks, references
 from intake.calendar import Calendar, support_time
 from intake.errors import IntakeError
-from intake.notices import NoticeOptions
+from intake.notices import NoticeOptions, Notifier
 from intake.policy import basis_calendar, compute_deadlines
 from intake.policy_file import load_policy
-from storage import outbox, suppressions, watch
+from storage import watch
 from storage.watch import BREACH, Deadline, WatchedTicket
 
 log = logging.getLogger(__name__)
 
 DEADLINE_TEXT = {Deadline.FIRST_RESPONSE: "first response", Deadline.RESOLUTION: "resolution"}
 CIRCULARO_POLICIES = ("circularo-saas", "circularo-onprem")
+# Alerts carry no signed Message-ID or reply address, so their notifier needs no secret.
+NO_SECRET = b""
 
 
 def warn_label(warn_share: float) -> str:
@@ -223,38 +225,15 @@ class SlaWatcher:
                 details = {"deadline": str(ticket.deadline), "due": ticket.due.isoformat()}
                 await watch.add_event(session, ticket.id, "sla_breach", details, now)
             rendered = render_sla_alert(self.templates, ticket, threshold, share)
-            await self._enqueue(session, ticket.id, rendered, now)
+            await self._notifier(now).queue_alert(session, ticket.id, rendered)
         log.info("SLA %s %s alert for ticket %d", ticket.deadline, threshold, ticket.id)
         if self.on_alert is not None:
             self.on_alert(str(ticket.deadline), threshold)
         return True
 
-    async def _enqueue(
-        self, session: AsyncSession, ticket_id: int, rendered: acks.Rendered, now: datetime
-    ) -> None:
-        payload = {
-            "subject": rendered.subject,
-            "text": rendered.text,
-            "reference": references.format_reference(ticket_id),
-        }
-        targets = [("email", e) for e in self.options.notify_emails] + [
-            ("telegram", str(chat)) for chat in self.options.notify_telegram
-        ]
-        for channel, recipient in targets:
-            if channel == "email" and await suppressions.is_suppressed(session, recipient, now):
-                log.warning(
-                    "SLA alert for %d not mailed to %r: it bounced hard", ticket_id, recipient
-                )
-                continue
-            await outbox.enqueue(
-                session,
-                ticket_id=ticket_id,
-                kind="alert",
-                channel=channel,
-                recipient=recipient,
-                payload=payload,
-                now=now,
-            )
+    def _notifier(self, now: datetime) -> Notifier:
+        """Queues alerts as of `now`, the time of the pass (suppressions, outbox times)."""
+        return Notifier(self.options, NO_SECRET, self.templates, lambda: now)
 
     async def _close_inactive(self, now: datetime) -> int:
         if self.inactivity_close_days <= 0 or not self.inactivity_policies:

@@ -1,24 +1,16 @@
-"""What the fault tests share: `intake serve` as a real process that can be killed, a relay
-that can refuse, a TCP proxy that can cut the database away, and waiting on conditions."""
+"""What the fault tests share beyond tests/serving.py: `intake serve` configured by a file,
+a TCP proxy that can cut the database away, and the service's database seen from the test."""
 
 from __future__ import annotations
 
 import asyncio
-import email
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Awaitable, Callable
-from email import policy
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from fake_twilio import load
+from serving import ServeProcess, accepts, wait_until
 from sqlalchemy import select
 
 from storage import db
@@ -37,28 +29,6 @@ def whatsapp(n: int) -> dict[str, str]:
         "From": f"whatsapp:{number}", "WaId": number[1:], "ProfileName": f"Customer {n}",
         "Body": f"Request {n}: the PDF export fails with error 500.",
     }  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def wait_until(
-    condition: Callable[[], Awaitable[bool] | bool], what: str, timeout: float = 60.0
-) -> None:
-    """Poll `condition` until it holds; fail naming `what` after a generous `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        outcome = condition()
-        if not isinstance(outcome, bool):
-            outcome = await outcome
-        if outcome:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def _toml(value: Any) -> str:
@@ -81,127 +51,54 @@ def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
 
 
 class Served:
-    """`intake serve --config PATH` as a child process; its log goes to a file."""
+    """`intake serve --config PATH` as a child process; its log goes to a file beside PATH."""
 
     def __init__(self, config: Path, *, smtp_port: int, web_port: int | None = None) -> None:
         self.config = config
         self.smtp_port = smtp_port
         self.web_port = web_port
-        self.log = config.with_name("serve.log")
-        self.process: subprocess.Popen[bytes] | None = None
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.child = ServeProcess(
+            "intake serve", config.parent, environment, ["--config", str(config)]
+        )
+        self.log = self.child.log
         self.starts = 0
 
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self.child.process
+
     def log_text(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
+        return self.child.output()
 
     async def start(self) -> None:
+        """Start it and wait until it says it serves (each start says so once) and listens."""
         self.starts += 1
         with self.log.open("a", encoding="utf-8") as out:
             out.write(f"---- start {self.starts}\n")
-            out.flush()
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "intake.cli", "serve", "--config", str(self.config)],
-                stdout=out, stderr=subprocess.STDOUT, cwd=self.config.parent,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )  # fmt: skip
+        self.child.start()
         ports = [self.smtp_port] + ([self.web_port] if self.web_port else [])
-        marker = "serving; policy"
 
         def ready() -> bool:
-            assert self.process is not None and self.process.poll() is None, self.log_text()
-            return self.log_text().count(marker) >= self.starts and all(map(_accepts, ports))
+            self.child.assert_running()
+            return self.log_text().count("serving; policy") >= self.starts and all(
+                map(accepts, ports)
+            )
 
         await wait_until(ready, "intake serve to start")
 
     async def kill(self) -> None:
         """kill -9: no handler runs, nothing is flushed or finished."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        await asyncio.to_thread(self.process.wait, 30)
+        await asyncio.to_thread(self.child.kill)
 
     async def stop(self) -> int:
         """SIGTERM, as an operator stops it; returns the exit status."""
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else 0
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return await asyncio.to_thread(self.process.wait, 60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise AssertionError("intake serve did not stop on SIGTERM") from None
-
-
-def _accepts(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
-
-
-class Relay:
-    """The outbound SMTP relay (aiosmtpd on loopback) that keeps what it is given.
-
-    `refuse` holds the next RCPT replies to give instead of 250 (e.g. "451 4.3.0 later").
-    """
-
-    def __init__(self) -> None:
-        self.received: list[tuple[Envelope, Message]] = []
-        self.peers: list[object] = []  # the client address of each message (its connection)
-        self.quits = 0
-        self.sessions: list[SMTP] = []
-        self.refuse: list[str] = []
-        self.refused: list[str] = []
-        self.server: asyncio.Server | None = None
-        self.port = 0
-
-    async def handle_RCPT(  # noqa: N802 - the name aiosmtpd calls
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        if self.refuse:
-            reply = self.refuse.pop(0)
-            self.refused.append(reply)
-            return reply
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(  # noqa: N802 - the name aiosmtpd calls
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
-        raw = envelope.original_content or b""
-        self.received.append((envelope, email.message_from_bytes(raw, policy=policy.default)))
-        self.peers.append(session.peer)
-        self.sessions.append(server)
-        return "250 OK"
-
-    async def handle_QUIT(  # noqa: N802 - the name aiosmtpd calls
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
-        self.quits += 1
-        return "221 Bye"
-
-    def hang_up(self) -> None:
-        """Close every client connection from the relay's side (a restart, an idle timeout)."""
-        for server in self.sessions:
-            if server.transport is not None:
-                server.transport.close()
-
-    def recipients(self) -> list[str]:
-        return [rcpt for envelope, _ in self.received for rcpt in envelope.rcpt_tos]
-
-    async def start(self, port: int = 0) -> None:
-        loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(
-            lambda: SMTP(self, loop=loop), "127.0.0.1", port or self.port, reuse_address=True
-        )
-        self.port = int(self.server.sockets[0].getsockname()[1])
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
-            self.server = None
+        if self.process is None:
+            return 0
+        status = await asyncio.to_thread(self.child.stop)
+        if status is None:
+            raise AssertionError("intake serve did not stop on SIGTERM")
+        return status
 
 
 class Proxy:

@@ -26,13 +26,11 @@ from harness import (
     TOKEN,
     Database,
     Proxy,
-    Relay,
     Served,
-    free_port,
-    wait_until,
     whatsapp,
     write_config,
 )
+from serving import Relay, free_port, wait_until
 from twilio.request_validator import RequestValidator
 
 from storage.models import Message, Outbox

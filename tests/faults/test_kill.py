@@ -19,13 +19,11 @@ from harness import (
     PUBLIC,
     TOKEN,
     Database,
-    Relay,
     Served,
-    free_port,
-    wait_until,
     whatsapp,
     write_config,
 )
+from serving import Relay, free_port, wait_until
 from sqlalchemy import update
 from twilio.request_validator import RequestValidator
 

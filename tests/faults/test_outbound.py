@@ -13,9 +13,10 @@ from email.message import EmailMessage
 import pytest
 from fake_telegram import FakeTelegram
 from fake_twilio import FakeTwilio
-from harness import ACCOUNT, TOKEN, Relay
+from harness import ACCOUNT, TOKEN
 from pipelines import NOW, make_pipeline
 from pydantic import SecretStr
+from serving import Relay
 from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response

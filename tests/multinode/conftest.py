@@ -78,7 +78,5 @@ def imap_env(dovecot: Dovecot) -> Callable[..., dict[str, str]]:
 @pytest.fixture
 async def sink() -> AsyncIterator[Sink]:
     """The nodes' outbound relay."""
-    relay = Sink()
-    await relay.start()
-    yield relay
-    await relay.stop()
+    async with Sink() as relay:
+        yield relay
