@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from email import policy  # noqa: E402
+from email.message import EmailMessage  # noqa: E402
 
 from channels import outmail  # noqa: E402
 from intake.messages import Ack, ChannelKind  # noqa: E402
@@ -59,7 +60,7 @@ def stock() -> bytes:
     """`compose` on the untouched `policy.default`, the boundary left to the generator."""
     with (
         mock.patch.object(outmail, "DEFAULT", policy.default),
-        mock.patch.object(outmail.EmailMessage, "set_boundary", lambda self, boundary: None),
+        mock.patch.object(EmailMessage, "set_boundary", lambda self, boundary: None),
     ):
         return ours()
 
