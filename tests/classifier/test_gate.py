@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from classifier import gate
@@ -50,6 +52,28 @@ def test_anchor_index_finds_word_starts() -> None:
         "can": [25],
         gate.DIGIT: [38, 40],
     }
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "production is urgent, we cannot work; 9:30 unurgent",  # ASCII: words cut by str.split
+        "straße: urgent… prod_x — срочно urgent9 ¿urgent",  # any other text: by the regex
+        "",
+        "  ..urgent",
+    ],
+)
+def test_anchor_index_words_are_regex_words(text: str) -> None:
+    """Either way of cutting words finds what a search for \\w+ words finds."""
+    index = gate.AnchorIndex(["urgent", "prod", "stra", "сроч", gate.DIGIT])
+    expected: dict[str, list[int]] = {}
+    for word in re.finditer(r"\w+", text):
+        for stem in ("urgent", "prod", "stra", "сроч"):
+            if word.group().startswith(stem):
+                expected.setdefault(stem, []).append(word.start())
+        if word.group()[0].isdigit():
+            expected.setdefault(gate.DIGIT, []).append(word.start())
+    assert index.find(text) == expected
 
 
 def test_anchor_index_trailing_non_words() -> None:
