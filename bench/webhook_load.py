@@ -7,7 +7,8 @@ own RequestValidator for the configured public URL (signatures are computed befo
 starts). Printed: requests per second, p50/p99 of the request latency, the server's peak RSS
 and CPU per request, with the product's figures as ratios of the do-nothing app's measured
 in the same run. The product's acknowledgements go to a third process, a do-nothing fake
-of Twilio's Messages.json, so they are sent as in production.
+of Twilio's Messages.json, so they are sent as in production, and the product's CPU is
+counted until they have all been sent.
 
     python bench/webhook_load.py [--requests 2000] [--connections 20]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1/intake_bench]
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -61,6 +63,8 @@ sids = itertools.count(1)
 
 async def create(request):
     form = await request.form()
+    with open(sys.argv[2], "ab") as tally:  # one byte per message, for the bench to watch
+        tally.write(b".")
     sid = f"SM{next(sids):032x}"
     return JSONResponse({"sid": sid, "status": "queued", "to": form.get("To", ""),
                          "from": form.get("From", ""), "body": form.get("Body", ""),
@@ -122,6 +126,23 @@ async def load(ports: list[int], requests: int, connections: int) -> tuple[float
         return requests / (time.perf_counter() - began), latencies
 
 
+def quiet(tally: Path, seconds: float = 3.0) -> Callable[[int], bool]:
+    """Settled once the Twilio fake has received nothing for `seconds` (longer than the
+    deliverer's idle poll): not every request is acknowledged (follow-ups are not), so the
+    count to wait for is not known, but the last acknowledgement is."""
+    last = (-1, time.monotonic())
+
+    def settled(_: int) -> bool:
+        nonlocal last
+        size = tally.stat().st_size
+        if size != last[0]:
+            last = (size, time.monotonic())
+            return False
+        return time.monotonic() - last[1] >= seconds
+
+    return settled
+
+
 def settings(web_port: int, sink_port: int) -> str:
     return (
         "[smtp]\nenabled = false\n"
@@ -153,12 +174,16 @@ def main() -> None:
         (root / "intake.toml").write_text(settings(intake_port, sink_port), encoding="utf-8")
         nothing = [sys.executable, str(root / "nothing.py"), str(nothing_port)]
         base = run([(nothing, nothing_port, env)], root, args.requests, args.connections, load=load)
-        sink = subprocess.Popen([sys.executable, str(root / "sink.py"), str(sink_port)])
+        tally = root / "sent.tally"
+        tally.touch()
+        sink = subprocess.Popen([sys.executable, str(root / "sink.py"), str(sink_port), str(tally)])
         try:
             wait_listening(sink_port, sink)
             serve = [sys.executable, "-m", "intake.cli", "serve"]
             servers = [(serve, intake_port, env)]
-            ours = run(servers, root, args.requests, args.connections, load=load)
+            ours = run(
+                servers, root, args.requests, args.connections, load=load, settled=quiet(tally)
+            )
         finally:
             sink.terminate()
             sink.wait(timeout=60)
