@@ -405,6 +405,9 @@ class TwilioReplier:
 
     Channel "voice" is answered by SMS to the caller when the number is a mobile one.
     `public_url` given, each message asks Twilio for status callbacks naming its outbox row.
+    One HTTP session is kept, opened on first use, so notices that follow each other reuse
+    its connection (in production a TLS connection to api.twilio.com) instead of a handshake
+    each; aiohttp closes connections idle for 15 s, `aclose()` the session.
     """
 
     def __init__(
@@ -421,23 +424,36 @@ class TwilioReplier:
         self.sms_from = sms_from.strip()
         self.status_url = f"{public_url.rstrip('/')}{STATUS_PATH}" if public_url else None
         self.timeout = timeout
+        self._http: HeaderAuthHttpClient | None = None
+        self._client: Client | None = None
+        # One send at a time: the session's client keeps the last response's Retry-After.
+        self._lock = asyncio.Lock()
 
     async def send(self, ack: Ack) -> None:
         to, from_, body = self.address(ack)
         callback = f"{self.status_url}?outbox={ack.outbox_id}" if self.status_url else None
-        try:
-            # A client per send: its aiohttp session is then always closed, and the deliverer
-            # sends one notice at a time anyway.
-            http = HeaderAuthHttpClient()
-            async with asyncio.timeout(self.timeout), http:
-                message = await self.client(http).messages.create_async(
-                    to=to, from_=from_, body=body, status_callback=callback or values.unset
-                )
-        except (TwilioRestException, TwilioServiceException) as exc:
-            raise _channel_error(exc, http.retry_after) from None
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise TransientChannelError(f"Twilio unreachable: {type(exc).__name__}") from None
+        async with self._lock:
+            if self._http is None or self._client is None:
+                self._http = HeaderAuthHttpClient()  # its aiohttp session needs the loop
+                self._client = self.client(self._http)
+            http, client = self._http, self._client
+            try:
+                async with asyncio.timeout(self.timeout):
+                    message = await client.messages.create_async(
+                        to=to, from_=from_, body=body, status_callback=callback or values.unset
+                    )
+            except (TwilioRestException, TwilioServiceException) as exc:
+                raise _channel_error(exc, http.retry_after) from None
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                raise TransientChannelError(f"Twilio unreachable: {type(exc).__name__}") from None
         log.info("notice %d sent by Twilio as %s", ack.outbox_id, message.sid)
+
+    async def aclose(self) -> None:
+        """Close the HTTP session; a later send opens a new one."""
+        async with self._lock:
+            http, self._http, self._client = self._http, None, None
+            if http is not None:
+                await http.close()
 
     def client(self, http: HeaderAuthHttpClient) -> Client:
         """A REST client whose API domain is `api_base` (the seam tests point at a fake)."""

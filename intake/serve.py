@@ -115,8 +115,9 @@ class Service:
         self.stopping = asyncio.Event()
         self.smtp_replier = SmtpReplier(settings.outbound.smtp, clock=utc_now)
         repliers: dict[str, Replier] = {"email": self.smtp_replier}
+        self.twilio_replier: TwilioReplier | None = None
         if settings.twilio.enabled:
-            twilio = TwilioReplier(
+            twilio = self.twilio_replier = TwilioReplier(
                 settings.twilio,
                 whatsapp_from=settings.twilio.whatsapp_from,
                 sms_from=settings.twilio.sms_from,
@@ -215,6 +216,8 @@ class Service:
         if self._watching is not None:
             await self._watching
         await self.smtp_replier.aclose()
+        if self.twilio_replier is not None:
+            await self.twilio_replier.aclose()
         if self.telegram_replier is not None:
             await self.telegram_replier.aclose()
         if self._unredact is not None:

@@ -39,6 +39,7 @@ class Received:
     path: str
     headers: dict[str, str]
     form: dict[str, str] = field(default_factory=dict)
+    peer: tuple[str, int] | None = None  # the client's address: its TCP connection
 
     @property
     def basic_auth(self) -> tuple[str, str] | None:
@@ -86,7 +87,8 @@ class FakeTwilio:
 
     async def _record(self, request: Request) -> Received:
         form = {k: str(v) for k, v in (await request.form()).items()}
-        entry = Received(request.method, request.url.path, dict(request.headers), form)
+        peer = (request.client.host, request.client.port) if request.client else None
+        entry = Received(request.method, request.url.path, dict(request.headers), form, peer)
         self.received.append(entry)
         return entry
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from contextlib import aclosing
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -84,15 +85,18 @@ class Desk:
     client: httpx.AsyncClient
     fake: FakeTwilio
     settings: TwilioSettings
+    repliers: list[TwilioReplier] = field(default_factory=list)  # closed by the fixture
 
     def replier(self, **options: Any) -> TwilioReplier:
-        return TwilioReplier(
+        replier = TwilioReplier(
             self.settings,
             whatsapp_from=WHATSAPP_FROM,
             sms_from=SMS_FROM,
             public_url=PUBLIC,
             **options,
         )
+        self.repliers.append(replier)
+        return replier
 
     def deliverer(self, at: datetime = NOW) -> Deliverer:
         replier = self.replier()
@@ -164,10 +168,14 @@ async def desk(storage: Storage, fake: FakeTwilio) -> AsyncIterator[Desk]:
     )
     web = WebChannel(WebSettings(host="127.0.0.1", port=0), [routes])
     await web.start(pipeline(storage))
+    desk: Desk | None = None
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{web.port}") as client:
-            yield Desk(storage, client, fake, settings)
+            desk = Desk(storage, client, fake, settings)
+            yield desk
     finally:
+        for replier in desk.repliers if desk else []:
+            await replier.aclose()
         await web.stop()
 
 
@@ -491,31 +499,48 @@ async def test_replier_seam_reaches_the_fake_and_maps_errors(fake: FakeTwilio) -
         account_sid=ACCOUNT, auth_token=SecretStr(TOKEN), api_base=fake.base_url
     )
     replier = TwilioReplier(settings, whatsapp_from=f"whatsapp:{WHATSAPP_FROM}", sms_from=SMS_FROM)
-    await replier.send(_ack(ChannelKind.WHATSAPP, "+420601123456", "x" * 2000))
-    [sent] = fake.sent()
-    assert sent.form["To"] == "whatsapp:+420601123456" and "StatusCallback" not in sent.form
-    assert len(sent.form["Body"]) == 1600 and sent.form["Body"].endswith("…")
-    for status, name, error in [
-        (429, "error_20429.json", TransientChannelError),
-        (500, "error_20500.json", TransientChannelError),
-        (400, "error_21211.json", PermanentChannelError),
-    ]:
-        fake.replies = [(status, name)]
-        with pytest.raises(error):
-            await replier.send(_ack(ChannelKind.SMS, "+420601123456"))
-    with pytest.raises(PermanentChannelError, match="not a mobile number"):
-        await replier.send(_ack(ChannelKind.VOICE, "+442071234567"))
-    with pytest.raises(PermanentChannelError, match="not a phone number"):
-        await replier.send(_ack(ChannelKind.VOICE, "caller:CA" + "0" * 32))
+    async with aclosing(replier):
+        await replier.send(_ack(ChannelKind.WHATSAPP, "+420601123456", "x" * 2000))
+        [sent] = fake.sent()
+        assert sent.form["To"] == "whatsapp:+420601123456" and "StatusCallback" not in sent.form
+        assert len(sent.form["Body"]) == 1600 and sent.form["Body"].endswith("…")
+        for status, name, error in [
+            (429, "error_20429.json", TransientChannelError),
+            (500, "error_20500.json", TransientChannelError),
+            (400, "error_21211.json", PermanentChannelError),
+        ]:
+            fake.replies = [(status, name)]
+            with pytest.raises(error):
+                await replier.send(_ack(ChannelKind.SMS, "+420601123456"))
+        with pytest.raises(PermanentChannelError, match="not a mobile number"):
+            await replier.send(_ack(ChannelKind.VOICE, "+442071234567"))
+        with pytest.raises(PermanentChannelError, match="not a phone number"):
+            await replier.send(_ack(ChannelKind.VOICE, "caller:CA" + "0" * 32))
+        await replier.send(_ack(ChannelKind.SMS, "+420601123457"))  # after errors: still works
+    assert fake.sent()[-1].form["To"] == "+420601123457"
     gone = TwilioReplier(
         settings.model_copy(update={"api_base": "http://127.0.0.1:9"}), sms_from=SMS_FROM
     )
-    with pytest.raises(TransientChannelError, match="unreachable"):
-        await gone.send(_ack(ChannelKind.SMS, "+420601123456"))
+    async with aclosing(gone):
+        with pytest.raises(TransientChannelError, match="unreachable"):
+            await gone.send(_ack(ChannelKind.SMS, "+420601123456"))
     wrong_token = settings.model_copy(update={"auth_token": SecretStr("nope")})
-    wrong = TwilioReplier(wrong_token, sms_from=SMS_FROM)
-    with pytest.raises(TransientChannelError, match="401"):  # fixable: retried, not dropped
-        await wrong.send(_ack(ChannelKind.SMS, "+420601123456"))
+    async with aclosing(TwilioReplier(wrong_token, sms_from=SMS_FROM)) as wrong:
+        with pytest.raises(TransientChannelError, match="401"):  # fixable: retried, not dropped
+            await wrong.send(_ack(ChannelKind.SMS, "+420601123456"))
+
+
+async def test_notices_in_a_row_share_one_connection(fake: FakeTwilio) -> None:
+    settings = TwilioSettings(
+        account_sid=ACCOUNT, auth_token=SecretStr(TOKEN), api_base=fake.base_url
+    )
+    async with aclosing(TwilioReplier(settings, sms_from=SMS_FROM)) as replier:
+        for n in range(3):
+            await replier.send(_ack(ChannelKind.SMS, f"+42060112345{n}"))
+        await replier.aclose()
+        await replier.send(_ack(ChannelKind.SMS, "+420601123459"))  # a new session
+    peers = [sent.peer for sent in fake.sent()]
+    assert len(peers) == 4 and len(set(peers[:3])) == 1 and peers[3] != peers[0]
 
 
 def test_sms_text_is_the_reference_and_the_response_time() -> None:

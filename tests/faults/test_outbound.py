@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
@@ -172,18 +173,19 @@ async def test_twilio_500_then_429_with_retry_after(
     deliverer = Deliverer(storage.sessions, {"sms": replier}, clock=clock)
     twilio.replies = [(500, "error_20500.json"), (429, "error_20429.json")]
 
-    await deliverer.run_once()
-    [ack] = await rows(storage)
-    assert ack.status == "pending" and ack.next_attempt_at == NOW + backoff(1)
-    clock.now = ack.next_attempt_at
-    await deliverer.run_once()
-    [ack] = await rows(storage)
-    # Twilio said when: two minutes, more than the backoff's ten seconds.
-    assert ack.status == "pending" and ack.next_attempt_at == clock.now + timedelta(seconds=120)
-    clock.now += timedelta(seconds=119)
-    assert await deliverer.run_once() == 0
-    clock.now += timedelta(seconds=1)
-    await deliverer.run_once()
+    async with aclosing(replier):
+        await deliverer.run_once()
+        [ack] = await rows(storage)
+        assert ack.status == "pending" and ack.next_attempt_at == NOW + backoff(1)
+        clock.now = ack.next_attempt_at
+        await deliverer.run_once()
+        [ack] = await rows(storage)
+        # Twilio said when: two minutes, more than the backoff's ten seconds.
+        assert ack.status == "pending" and ack.next_attempt_at == clock.now + timedelta(seconds=120)
+        clock.now += timedelta(seconds=119)
+        assert await deliverer.run_once() == 0
+        clock.now += timedelta(seconds=1)
+        await deliverer.run_once()
     [ack] = await rows(storage)
     assert (ack.status, ack.attempts) == ("sent", 3)
     assert [s.form["To"] for s in twilio.sent()] == ["+420601123456"] * 3

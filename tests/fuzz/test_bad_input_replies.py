@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from pathlib import Path
 
 import pytest
@@ -78,8 +79,8 @@ async def test_twilio_reply_is_the_body_field_only(twilio: FakeTwilio) -> None:
     settings = TwilioSettings(
         account_sid=ACCOUNT, auth_token=SecretStr(AUTH), api_base=twilio.base_url
     )
-    replier = TwilioReplier(settings, whatsapp_from="+14155238886")
-    await replier.send(ack(ChannelKind.WHATSAPP, "+420601123456"))
+    async with aclosing(TwilioReplier(settings, whatsapp_from="+14155238886")) as replier:
+        await replier.send(ack(ChannelKind.WHATSAPP, "+420601123456"))
     [sent] = twilio.sent()
     assert sent.form["Body"] == f"Re: {HOSTILE}\nWe have your request."
     assert sent.form["To"] == "whatsapp:+420601123456"
