@@ -4,7 +4,7 @@ The same acknowledgement (text and HTML alternatives, threading headers, RFC 383
 composed and serialized to the bytes the relay receives, on one pinned core:
 - baseline: `email.policy.default` as it comes (a header class built per header, the
   generator choosing the boundary and compiling a regex to check it);
-- ours: `channels.outmail.compose` (the same policy with the header classes kept, the boundary
+- ours: `channels.email.compose.compose` (the same policy with the header classes kept, the boundary
   named), byte for byte the same mail but for the random boundary;
 - for scale, a do-nothing message: compat32 `email.message_from_bytes` + `as_bytes()` of it.
 
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from email import policy  # noqa: E402
 from email.message import EmailMessage  # noqa: E402
 
-from channels import outmail  # noqa: E402
+from channels.email import compose as outmail  # noqa: E402
 from intake.messages import Ack, ChannelKind  # noqa: E402
 
 ACK = Ack(
@@ -90,7 +90,7 @@ def main() -> None:
     plain = best_us(reread(ours()), args.count)
     print(f"one acknowledgement, composed and serialized ({len(ours())} bytes), best of 5:")
     print(f"  baseline: policy.default as it comes   {base:7.0f} us   1.00x")
-    print(f"  channels.outmail.compose               {mine:7.0f} us   {mine / base:.2f}x")
+    print(f"  channels.email.compose.compose               {mine:7.0f} us   {mine / base:.2f}x")
     print(f"  compat32 parse + as_bytes, for scale   {plain:7.0f} us   {plain / base:.2f}x")
 
 

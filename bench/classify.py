@@ -1,6 +1,6 @@
 """The rule classifier against its labelled corpus: quality per signal, and messages per second.
 
-Reads tests/data/classify/labels.tsv, parses every .eml with channels.mime.parse_email and
+Reads tests/data/classify/labels.tsv, parses every .eml with channels.email.mime.parse_email and
 classifies it (chat rows, whose channel is not email, by their text alone: no subject, no
 headers). Throughput is parse_email + classify on one pinned core, printed as a ratio against
 a baseline measured in the same run on the same messages: the stdlib's compat32
@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from channels.mime import parse_email  # noqa: E402
+from channels.email.mime import parse_email  # noqa: E402
 from classifier import Classification, RuleSet, classify, load_rules  # noqa: E402
 
 CORPUS = ROOT / "tests" / "data" / "classify"

@@ -47,12 +47,12 @@ from sqlalchemy import Table, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from channels.mail import inbound_from_raw
-from intake import admin
-from intake.app import Storage, build_pipeline
+from channels.email.inbound import inbound_from_raw
+from intake.cli import admin
+from intake.cli.app import Storage, build_pipeline
 from intake.config import Settings
 from intake.messages import InboundMessage
-from intake.pipeline import Pipeline
+from intake.pipeline.pipeline import Pipeline
 from storage import db, outbox, watch
 from storage.models import Contact, Message, Organization, Outbox, Ticket
 

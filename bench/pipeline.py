@@ -1,11 +1,11 @@
-"""Storing a message, without SMTP: what `intake.app.build_pipeline` costs per message.
+"""Storing a message, without SMTP: what `intake.cli.app.build_pipeline` costs per message.
 
 The pipeline is fed directly (no SMTP, no acknowledgements sent: they stay in the outbox) by
 C concurrent callers, as the SMTP channel feeds it, on the embedded SQLite in a temporary
 folder or on the PostgreSQL named by `--database-url` (dropped and made afresh: its name must
 contain "bench"). CPU per message is the whole process's (the driver's threads too), against
 a baseline measured in the same run: parsing the same messages into `InboundMessage`s
-(`channels.mail.inbound_from_raw`), which the pipeline's figure includes.
+(`channels.email.inbound.inbound_from_raw`), which the pipeline's figure includes.
 
     python bench/pipeline.py [--messages 2000] [--connections 20] [--database-url ...]
 """
@@ -25,10 +25,10 @@ sys.path.insert(0, str(ROOT))
 
 from smtp_load import fresh_database, message  # noqa: E402
 
-from channels.mail import inbound_from_raw  # noqa: E402
-from intake.app import build_pipeline, open_storage  # noqa: E402
+from channels.email.inbound import inbound_from_raw  # noqa: E402
+from intake.cli.app import build_pipeline, open_storage  # noqa: E402
 from intake.config import DatabaseSettings, Settings  # noqa: E402
-from intake.pipeline import Pipeline  # noqa: E402
+from intake.pipeline.pipeline import Pipeline  # noqa: E402
 
 
 async def feed(pipeline: Pipeline, raws: list[bytes], connections: int) -> None:

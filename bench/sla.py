@@ -25,9 +25,9 @@ sys.path.insert(0, str(ROOT / "tests" / "intake"))
 
 from calendar_reference import ref_add, ref_clock_starts  # noqa: E402
 
-from intake.calendar import Calendar, add_support_time  # noqa: E402
-from intake.policy import Policy, TargetKind, compute_deadlines  # noqa: E402
-from intake.policy_file import PRESETS, load_policy  # noqa: E402
+from intake.policy.calendar import Calendar, add_support_time  # noqa: E402
+from intake.policy.files import PRESETS, load_policy  # noqa: E402
+from intake.policy.model import Policy, TargetKind, compute_deadlines  # noqa: E402
 
 Request = tuple[str, str, str, datetime]
 

@@ -45,7 +45,7 @@ class PipelineSettings(_Section):
     acks_per_sender_per_hour: int = Field(default=5, ge=0)
     # An address that bounced hard gets no automatic mail for this long.
     suppress_after_bounce_days: float = Field(default=30, ge=0)
-    templates_dir: Path | None = None  # overrides any of intake/templates/*.j2 by name
+    templates_dir: Path | None = None  # overrides any of intake/outbox/templates/*.j2 by name
     # HMAC key of the threading tokens; empty: one is made and kept in the database.
     secret: SecretStr = SecretStr("")
 
@@ -135,7 +135,7 @@ class TelegramSettings(_Section):
 
 
 class AuthenticationSettings(_Section):
-    """Is a mail's From genuine? (intake.authenticity) A sender that fails loses any
+    """Is a mail's From genuine? (intake.pipeline.authenticity) A sender that fails loses any
     nominated or designated standing and the ticket is flagged `sender_unverified`."""
 
     # authserv-ids of the upstream servers whose Authentication-Results headers we believe

@@ -34,7 +34,7 @@ class Attachment:
 class Authenticity:
     """Whether the sender's From domain was authenticated (DMARC, DKIM, SPF), and the evidence.
 
-    `verdict` is "pass", "fail" or "none" (nothing known); see `intake.authenticity`.
+    `verdict` is "pass", "fail" or "none" (nothing known); see `intake.pipeline.authenticity`.
     """
 
     verdict: str = "none"

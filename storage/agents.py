@@ -1,7 +1,7 @@
 """Agents, their API tokens, and what they do to tickets (`ticket_events`).
 
 Repository functions take the session first and return plain dataclasses, never ORM rows.
-They neither hash nor decide: `intake.agents` and `intake.agent_actions` do that.
+They neither hash nor decide: `intake.desk.agents` and `intake.desk.actions` do that.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ async def ticket_for_update(session: AsyncSession, ticket_id: int) -> TicketForU
 
 @dataclass(frozen=True, slots=True)
 class TicketTimes:
-    """What the list row (`intake.admin.ticket_json`) leaves out and agents need."""
+    """What the list row (`intake.desk.views.ticket_json`) leaves out and agents need."""
 
     clock_starts: datetime | None
     first_response_at: datetime | None

@@ -1,7 +1,7 @@
 """What the Telegram bot reads and writes outside the pipeline: a ticket's status for its own
 sender (`/status`), and linking a Telegram user id to the contact whose phone they shared.
 
-No table of its own: the polling offset lives on Telegram's side (see `channels.telegram`).
+No table of its own: the polling offset lives on Telegram's side (see `channels.telegram.channel`).
 Repository functions take the session first and return plain dataclasses, never ORM rows.
 """
 

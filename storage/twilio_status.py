@@ -68,7 +68,7 @@ async def record_message_status(
 
 
 class OutboxStatuses:
-    """The status recorder `channels.twilio.twilio_routes` takes: one transaction per report."""
+    """The status recorder `channels.twilio.messaging.twilio_routes` takes: a transaction each."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions

@@ -1,4 +1,4 @@
-"""A real intake pipeline for tests, wired as `intake.app` wires it, on a fixed clock."""
+"""A real intake pipeline for tests, wired as `intake.cli.app` wires it, on a fixed clock."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from classifier import load_rules
-from intake import acks
-from intake.app import Storage
-from intake.notices import NoticeOptions, Notifier
-from intake.pipeline import Pipeline, PipelineOptions
+from intake.cli.app import Storage
+from intake.outbox import acks
+from intake.outbox.notices import NoticeOptions, Notifier
+from intake.pipeline.pipeline import Pipeline, PipelineOptions
 
 NOW = datetime(2026, 3, 10, 10, 0, tzinfo=UTC)  # a Tuesday, inside every preset's windows
 RULES = load_rules()

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from intake.app import Storage
+from intake.cli.app import Storage
 from storage import db
 
 

@@ -22,15 +22,15 @@ from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from channels.mail import inbound_from_raw
-from channels.smtp import SmtpReplier
-from channels.telegram import TelegramReplier
-from channels.twilio import TwilioReplier
-from intake.app import Storage
+from channels.email.inbound import inbound_from_raw
+from channels.email.smtp import SmtpReplier
+from channels.telegram.channel import TelegramReplier
+from channels.twilio.replier import TwilioReplier
+from intake.cli.app import Storage
 from intake.config import OutboundSmtpSettings, TelegramSettings, TwilioSettings
-from intake.delivery import Deliverer, backoff
 from intake.errors import PermanentChannelError, TransientChannelError
 from intake.messages import Ack, ChannelKind
+from intake.outbox.delivery import Deliverer, backoff
 from storage import agents, outbox
 from storage.models import Outbox
 

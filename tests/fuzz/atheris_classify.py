@@ -14,7 +14,7 @@ import atheris
 with atheris.instrument_imports(include=["classifier"]):
     from classifier import MISSING_INFO, Classification, classify, load_rules
 
-from channels.mime import parse_email
+from channels.email.mime import parse_email
 
 RULES = load_rules()
 CHANNELS = ("email", "email", "whatsapp", "telegram", "web")

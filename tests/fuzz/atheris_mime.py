@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 import atheris
 
 with atheris.instrument_imports(include=["channels"]):
-    from channels.mail import inbound_from_raw
-    from channels.mime import parse_email
+    from channels.email.inbound import inbound_from_raw
+    from channels.email.mime import parse_email
 
 from fuzzing import check_inbound, check_parsed
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from channels.mime import ParsedEmail
+from channels.email.mime import ParsedEmail
 from intake.messages import InboundMessage
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -24,12 +24,12 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from channels.mail import inbound_from_raw
-from channels.page import QueuePage
-from channels.web import WebChannel
-from intake import agents
-from intake.app import Storage
+from channels.desk.page import QueuePage
+from channels.email.inbound import inbound_from_raw
+from channels.web.app import WebChannel
+from intake.cli.app import Storage
 from intake.config import WebSettings
+from intake.desk import agents
 
 NOW = datetime(2026, 3, 10, 10, 0, tzinfo=UTC)
 EMAIL, PASSWORD = "ann@vendor.example", "correct horse battery"

@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "channels"))  # the
 from fake_telegram import FakeTelegram
 from fake_twilio import FakeTwilio
 
-from channels.telegram_wire import TelegramReplier
-from channels.twilio import TwilioReplier
+from channels.telegram.wire import TelegramReplier
+from channels.twilio.replier import TwilioReplier
 from intake.config import TelegramSettings, TwilioSettings
 from intake.messages import Ack, ChannelKind
 

@@ -23,12 +23,12 @@ from fuzzing import CONTROLS, check_parsed
 from pipelines import make_pipeline
 from sqlalchemy import select
 
-from channels.callback import clean_field
-from channels.mime import parse_email
-from channels.outmail import compose
-from channels.smtp import SmtpChannel
-from channels.twilio import sms_text, whatsapp_text
-from intake.app import Storage
+from channels.email.compose import compose
+from channels.email.mime import parse_email
+from channels.email.smtp import SmtpChannel
+from channels.twilio.replier import sms_text, whatsapp_text
+from channels.web.callback import clean_field
+from intake.cli.app import Storage
 from intake.config import SmtpSettings
 from intake.messages import Ack, ChannelKind
 from storage.models import Attachment, Message, Outbox, Ticket

@@ -19,7 +19,7 @@ from fuzzing import corpus, fuzz_settings
 from hypothesis import given
 from hypothesis import strategies as st
 
-from channels.mime import parse_email
+from channels.email.mime import parse_email
 from classifier import (
     MISSING_INFO,
     Category,

@@ -14,8 +14,8 @@ from fuzzing import any_mail, built_mail, check_inbound, check_parsed, fuzz_sett
 from hypothesis import given
 from hypothesis import strategies as st
 
-from channels.mail import inbound_from_raw
-from channels.mime import parse_email
+from channels.email.inbound import inbound_from_raw
+from channels.email.mime import parse_email
 
 NOW = datetime(2026, 3, 10, 10, 0, tzinfo=UTC)
 LIMIT = 4096  # small, so that attachments over the limit are common

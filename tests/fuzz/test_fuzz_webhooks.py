@@ -28,16 +28,16 @@ from pydantic import SecretStr
 from telegram import Update
 from twilio.request_validator import RequestValidator
 
-from channels.api import api_routes
-from channels.callback import COOKIE, FIELDS, CallbackForm
-from channels.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramChannel
-from channels.telegram_inbound import shape_problem
-from channels.twilio import MESSAGING_PATH, STATUS_PATH, TwilioWebhooks
-from channels.twilio_voice import RECORDED_PATH, TRANSCRIPTION_PATH, URGENCY_PATH, VOICE_PATH
-from channels.web import WebChannel
-from intake import agents
-from intake.app import Storage
+from channels.desk.api import api_routes
+from channels.telegram.channel import SECRET_HEADER, WEBHOOK_PATH, TelegramChannel
+from channels.telegram.inbound import shape_problem
+from channels.twilio.messaging import MESSAGING_PATH, STATUS_PATH, TwilioWebhooks
+from channels.twilio.voice import RECORDED_PATH, TRANSCRIPTION_PATH, URGENCY_PATH, VOICE_PATH
+from channels.web.app import WebChannel
+from channels.web.callback import COOKIE, FIELDS, CallbackForm
+from intake.cli.app import Storage
 from intake.config import TelegramSettings, TwilioSettings, WebSettings
+from intake.desk import agents
 from intake.errors import InputRefusedError, TransientError
 from intake.messages import ChannelKind, InboundMessage, Receipt, ReceiptStatus
 

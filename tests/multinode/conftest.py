@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "channels"))
 from dovecot import Dovecot
 from nodes import Sink
 
-from intake.app import Storage
+from intake.cli.app import Storage
 from storage import db
 
 # As in tests/conftest.py: the machine's PostgreSQL, trust auth.

@@ -15,7 +15,7 @@ from dovecot import Dovecot
 from nodes import Node
 from sqlalchemy import func, select
 
-from intake.app import Storage
+from intake.cli.app import Storage
 from storage.models import Message, Ticket
 
 WAIT_SECONDS = 90.0

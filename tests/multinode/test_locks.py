@@ -15,8 +15,8 @@ from pydantic import SecretStr
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from channels.imap import ImapChannel
-from intake.app import Storage
+from channels.email.imap import ImapChannel
+from intake.cli.app import Storage
 from intake.config import ImapSettings
 from intake.messages import InboundMessage, Receipt
 from storage import db

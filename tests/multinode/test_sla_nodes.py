@@ -12,8 +12,8 @@ from nodes import Node, Sink
 from pipelines import make_pipeline
 from sqlalchemy import func, select
 
-from channels.mail import inbound_from_raw
-from intake.app import Storage
+from channels.email.inbound import inbound_from_raw
+from intake.cli.app import Storage
 from intake.messages import ReceiptStatus
 from storage.models import Outbox, SlaAlert
 

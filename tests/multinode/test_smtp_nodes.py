@@ -16,10 +16,10 @@ import aiosmtplib
 from nodes import Node, Sink
 from sqlalchemy import func, select
 
-from channels.smtp import SmtpReplier
-from intake.app import Storage
+from channels.email.smtp import SmtpReplier
+from intake.cli.app import Storage
 from intake.config import OutboundSmtpSettings
-from intake.delivery import Deliverer
+from intake.outbox.delivery import Deliverer
 from storage.models import Message, Outbox, Ticket
 
 MESSAGES = 80

@@ -14,7 +14,7 @@ import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from intake.app import Storage
+from intake.cli.app import Storage
 from storage import contacts
 
 SELECTOR = b"sel"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from forgery import Zone, key, mail, signed
 
-from channels.mailauth import (
+from channels.email.sender_checks import (
     SenderChecks,
     check_dkim,
     check_sender,
@@ -19,7 +19,9 @@ from channels.mailauth import (
 )
 from classifier import classify as run_classifier
 from classifier import load_rules
-from intake.authenticity import (
+from intake.config import AuthenticationSettings
+from intake.messages import Authenticity, ChannelKind
+from intake.pipeline.authenticity import (
     DmarcPolicy,
     MethodResult,
     aligned,
@@ -28,10 +30,8 @@ from intake.authenticity import (
     org_domain,
     parse_dmarc,
 )
-from intake.config import AuthenticationSettings
-from intake.decide import ContactStatus, Identity, decide, verified_identity
-from intake.messages import Authenticity, ChannelKind
-from intake.policy_file import load_policy
+from intake.pipeline.decide import ContactStatus, Identity, decide, verified_identity
+from intake.policy.files import load_policy
 
 NOW = datetime(2026, 3, 10, 10, 0, tzinfo=UTC)
 TRUSTED = ("mx.relay.example",)

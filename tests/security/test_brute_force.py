@@ -11,12 +11,12 @@ import httpx
 import pytest
 from pipelines import make_pipeline
 
-from channels.api import AgentApi
-from channels.page import SESSION_COOKIE, QueuePage
-from channels.web import WebChannel
-from intake import agents
-from intake.app import Storage
+from channels.desk.api import AgentApi
+from channels.desk.page import SESSION_COOKIE, QueuePage
+from channels.web.app import WebChannel
+from intake.cli.app import Storage
 from intake.config import WebSettings
+from intake.desk import agents
 from intake.ratelimit import FailureBackoff
 
 NOW = datetime(2026, 3, 10, 10, 0, tzinfo=UTC)

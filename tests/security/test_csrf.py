@@ -14,9 +14,9 @@ import pytest
 from pipelines import make_pipeline
 from sqlalchemy import func, select
 
-from channels.callback import COOKIE, CallbackForm
-from channels.web import WebChannel
-from intake.app import Storage
+from channels.web.app import WebChannel
+from channels.web.callback import COOKIE, CallbackForm
+from intake.cli.app import Storage
 from intake.config import WebSettings
 from storage.models import Ticket
 

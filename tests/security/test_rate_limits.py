@@ -23,14 +23,14 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
-from channels import telegram_replies
-from channels.callback import CallbackForm
-from channels.smtp import SmtpChannel
-from channels.telegram import TelegramChannel
-from channels.twilio import twilio_routes
-from channels.web import WebChannel
+from channels.email.smtp import SmtpChannel
+from channels.telegram import replies as telegram_replies
+from channels.telegram.channel import TelegramChannel
+from channels.twilio.messaging import twilio_routes
+from channels.web.app import WebChannel
+from channels.web.callback import CallbackForm
 from intake import ratelimit
-from intake.app import Storage
+from intake.cli.app import Storage
 from intake.config import SmtpSettings, TelegramSettings, TwilioSettings, WebSettings
 from intake.messages import ChannelKind, InboundMessage, Intake, Receipt, ReceiptStatus
 from intake.ratelimit import LimitedIntake, RateLimitedError, RateLimiter, limited

@@ -22,11 +22,11 @@ from forgery import mail
 from sqlalchemy import text
 from twilio.request_validator import RequestValidator
 
-from intake import agents
-from intake.app import Storage, build_pipeline
+from intake.cli.app import Storage, build_pipeline
+from intake.cli.serve import Service
 from intake.config import Settings
+from intake.desk import agents
 from intake.redact import MASK, Redactor, redact_logs, secrets_of
-from intake.serve import Service
 from storage import db
 
 TWILIO_SID = "AC" + "7" * 32

@@ -16,14 +16,14 @@ from pipelines import make_pipeline
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from channels.imap import ImapChannel
-from channels.mail import inbound_from_raw
-from channels.mailauth import SenderChecks, with_upstream_verdict
-from channels.smtp import SmtpChannel
-from intake.app import Storage
+from channels.email.imap import ImapChannel
+from channels.email.inbound import inbound_from_raw
+from channels.email.sender_checks import SenderChecks, with_upstream_verdict
+from channels.email.smtp import SmtpChannel
+from intake.cli.app import Storage
 from intake.config import AuthenticationSettings, ImapSettings, SmtpSettings
 from intake.messages import Authenticity, InboundMessage, Receipt
-from intake.pipeline import PipelineOptions
+from intake.pipeline.pipeline import PipelineOptions
 from storage.models import Outbox, Ticket
 
 NOW = datetime(2026, 3, 10, 10, 0, tzinfo=UTC)

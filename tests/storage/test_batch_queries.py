@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from intake.app import Storage
+from intake.cli.app import Storage
 from intake.messages import ChannelKind, InboundMessage
 from storage import contacts, outbox, suppressions, tickets
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from intake.app import Storage
+from intake.cli.app import Storage
 from storage import contacts
 from storage.models import Contact
 

@@ -1,0 +1,1 @@
+"""Email: SMTP server, IMAP poller, MIME, sender checks, composing our mail."""

@@ -1,0 +1,342 @@
+"""SMTP both ways: the inbound server for the support domains (aiosmtpd), and the replier
+that sends our notices through the outbound relay (aiosmtplib).
+
+Inbound mail is accepted only for the configured domains (it is never a relay), and 250 is
+answered only after the ticket's transaction has committed; 451 when storage is away, so the
+sending server retries and nothing is lost. aiosmtpd's protocol runs on our own event loop (its
+`Controller` would start a second loop in a thread, away from the database's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, cast
+
+import aiosmtplib
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from channels.email.compose import compose
+from channels.email.inbound import inbound_from_raw
+from channels.email.sender_checks import SenderChecks, sender_authenticity
+from intake.config import OutboundSmtpSettings, SmtpSettings
+from intake.errors import (
+    InputRefusedError,
+    PermanentChannelError,
+    TransientChannelError,
+    TransientError,
+)
+from intake.messages import Ack, Authenticity, InboundMessage, Intake, Receipt
+from intake.ratelimit import RateLimitedError, RateLimiter
+
+log = logging.getLogger(__name__)
+
+MAX_RECIPIENTS = 100
+
+
+def to_wire(outcome: Receipt | BaseException) -> str:
+    """The one mapping from the pipeline's answer to an SMTP reply (RFC 5321, RFC 3463)."""
+    if isinstance(outcome, Receipt):
+        return f"250 2.0.0 OK {outcome.reference}"
+    if isinstance(outcome, RateLimitedError):  # transient: the sending server retries later
+        wait = outcome.retry_seconds
+        return f"450 4.7.1 Too many messages from this sender, try again in {wait} s"
+    if isinstance(outcome, InputRefusedError):
+        return f"554 5.6.0 Message refused: {_safe(outcome.reason)}"
+    if isinstance(outcome, TransientError):
+        return "451 4.3.0 Temporarily unable to store the message, try again later"
+    return "451 4.3.0 Internal error, try again later"
+
+
+def _safe(text: str) -> str:
+    # A reply line must not carry CR/LF (it would end the reply) nor run long.
+    return " ".join(text.split())[:200]
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].strip().rstrip(".").lower()
+
+
+class _Handler:
+    """aiosmtpd's hooks; it finds them by name (`handle_RCPT`, `handle_DATA`)."""
+
+    def __init__(self, channel: SmtpChannel, intake: Intake) -> None:
+        self.channel = channel
+        self.intake = intake
+
+    async def handle_RCPT(  # noqa: N802 - the name aiosmtpd calls
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if _domain(address) not in self.channel.domains:
+            return "550 5.7.1 Relaying denied: not a domain served here"
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return "452 4.5.3 Too many recipients"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(  # noqa: N802 - the name aiosmtpd calls
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        raw = envelope.original_content or b""
+        if isinstance(envelope.content, bytes) and not raw:
+            raw = envelope.content
+        mail_from = envelope.mail_from or ""
+        message = inbound_from_raw(
+            raw,
+            received_at=self.channel.clock(),
+            envelope_sender="" if mail_from in ("", "<>") else mail_from.lower(),
+            recipients=tuple(envelope.rcpt_tos),
+            max_attachment_bytes=self.channel.max_attachment_bytes,
+        )
+        self.channel.in_flight += 1
+        try:
+            message = await self.channel.authenticate(message, session, mail_from)
+            outcome: Receipt | BaseException = await self.intake(message)
+        except Exception as exc:  # mapped to a reply; the server keeps serving
+            if not isinstance(exc, InputRefusedError | TransientError):
+                log.exception("intake of %r failed", message.channel_message_id)
+            outcome = exc
+        finally:
+            self.channel.in_flight -= 1
+            self.channel.idle.set()
+        reply = to_wire(outcome)
+        log.info("%s from %r: %s", message.channel_message_id[:80], mail_from, reply)
+        return reply
+
+
+class _Server(SMTP):
+    """aiosmtpd's protocol with a cap on concurrent connections."""
+
+    def __init__(self, channel: SmtpChannel, handler: _Handler, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.channel = channel
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        limiter = self.channel.client_limiter
+        if limiter is not None and limiter.retry_after(str(peer[0] if peer else "")) is not None:
+            writer = cast(asyncio.WriteTransport, transport)
+            writer.write(b"421 4.7.0 Too many connections from your address, try again later\r\n")
+            transport.close()
+            return
+        if len(self.channel.connections) >= self.channel.max_connections or self.channel.closing:
+            writer = cast(asyncio.WriteTransport, transport)
+            writer.write(b"421 4.3.2 Too busy, try again later\r\n")
+            transport.close()
+            return
+        self.channel.connections.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.channel.connections.discard(self)
+        super().connection_lost(error)
+
+
+class SmtpChannel:
+    """The SMTP listener. `start` returns once it is bound; `stop` drains and closes."""
+
+    name = "smtp"
+
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        *,
+        clock: Callable[[], datetime],
+        tls_context: ssl.SSLContext | None = None,
+        max_connections: int = 200,
+        timeout: float = 300.0,
+        max_attachment_bytes: int = 10_485_760,
+        sender_checks: SenderChecks | None = None,
+        client_limiter: RateLimiter | None = None,
+    ) -> None:
+        self.settings = settings
+        self.domains = frozenset(_domain("@" + d) for d in settings.domains)
+        self.clock = clock
+        self.tls_context = tls_context
+        self.max_connections = max_connections
+        self.timeout = timeout
+        self.max_attachment_bytes = max_attachment_bytes
+        self.sender_checks = sender_checks  # None: no verdict on the From domain ("none")
+        self.client_limiter = client_limiter  # connections per client address
+        self.connections: set[_Server] = set()
+        self.in_flight = 0
+        self.idle = asyncio.Event()
+        self.closing = False
+        self._server: asyncio.Server | None = None
+        self._port = 0
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when configured as 0); 0 before `start`."""
+        return self._port
+
+    async def authenticate(
+        self, message: InboundMessage, session: Session, mail_from: str
+    ) -> InboundMessage:
+        """`message` with the verdict on its From domain (channels.email.sender_checks)."""
+        if self.sender_checks is None:
+            return message
+        try:
+            # DNS lookups and RSA verification block: a worker thread keeps the loop serving.
+            verdict = await asyncio.to_thread(
+                sender_authenticity,
+                message.raw,
+                message.headers,
+                message.sender.rpartition("@")[2] if "@" in message.sender else "",
+                checks=self.sender_checks,
+                ip=str(session.peer[0]) if session.peer else "",
+                helo=session.host_name or "",
+                mail_from="" if mail_from in ("", "<>") else mail_from,
+            )
+        except Exception as exc:  # mail our checks choke on proves nothing: unverified
+            log.warning("sender check of %r failed: %s", message.channel_message_id[:80], exc)
+            verdict = Authenticity("fail", (f"our check could not run: {type(exc).__name__}",))
+        return replace(message, authenticity=verdict)
+
+    async def start(self, intake: Intake) -> None:
+        handler = _Handler(self, intake)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Server(
+                self,
+                handler,
+                data_size_limit=self.settings.max_message_bytes,
+                enable_SMTPUTF8=True,
+                tls_context=self.tls_context,
+                timeout=self.timeout,
+                loop=loop,
+            ),
+            host=self.settings.host,
+            port=self.settings.port,
+        )
+        self._port = int(self._server.sockets[0].getsockname()[1])
+        log.info("SMTP listening on %s:%d", self.settings.host, self._port)
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """Stop accepting, let the messages being stored finish, then close every connection."""
+        if self._server is None:
+            return
+        self.closing = True
+        self._server.close()
+        deadline = asyncio.get_running_loop().time() + grace
+        while self.in_flight and asyncio.get_running_loop().time() < deadline:
+            self.idle.clear()
+            try:
+                await asyncio.wait_for(self.idle.wait(), timeout=0.5)
+            except TimeoutError:
+                pass
+        for connection in list(self.connections):
+            transport = connection.transport
+            if transport is not None and not transport.is_closing():
+                transport.write(b"421 4.3.2 Service shutting down\r\n")  # type: ignore[attr-defined]
+                transport.close()
+        await self._server.wait_closed()
+        self._server = None
+
+
+class SmtpReplier:
+    """Sends our notices through the outbound relay (`[outbound.smtp]`) with aiosmtplib.
+
+    One connection carries the notices that follow each other (a deliverer's pass), instead
+    of a connection, EHLO and QUIT per notice; it is closed after `keep_open` idle seconds,
+    well under the five minutes a relay may wait on an idle client (RFC 5321 4.5.3.2.7), and
+    after any error, since the relay's state is then unknown. A notice whose send fails on a
+    kept connection is not resent at once: the relay may have taken it before failing, and
+    the deliverer's retry is the one place that decides to try again.
+
+    The envelope sender is the notice's tokened reply address where there is one, so that a
+    bounce comes back naming its ticket.
+    """
+
+    def __init__(
+        self,
+        settings: OutboundSmtpSettings,
+        *,
+        clock: Callable[[], datetime],
+        sender_name: str = "Support",
+        timeout: float = 30.0,
+        keep_open: float = 5.0,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.sender_name = sender_name
+        self.timeout = timeout
+        self.keep_open = keep_open
+        self.connections = 0  # opened so far (for tests and metrics)
+        self._client: aiosmtplib.SMTP | None = None
+        self._lock = asyncio.Lock()
+        self._closer: asyncio.TimerHandle | None = None
+        self._closing: asyncio.Task[None] | None = None  # held: the loop keeps only weak refs
+
+    async def send(self, ack: Ack) -> None:
+        mail = compose(
+            ack, sender=self.settings.from_address, sender_name=self.sender_name, now=self.clock()
+        )
+        async with self._lock:
+            if self._closer is not None:
+                self._closer.cancel()
+            try:
+                client = await self._connected()
+                await client.send_message(
+                    mail, sender=ack.reply_to or self.settings.from_address, recipients=[ack.to]
+                )
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                codes = [r.code for r in exc.recipients]
+                text = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
+                if all(code >= 500 for code in codes):
+                    raise PermanentChannelError(text) from exc
+                raise TransientChannelError(text) from exc
+            except aiosmtplib.SMTPResponseException as exc:
+                self._drop()
+                text = f"{exc.code} {exc.message}"
+                if exc.code >= 500:
+                    raise PermanentChannelError(text) from exc
+                raise TransientChannelError(text) from exc
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                self._drop()
+                raise TransientChannelError(f"{type(exc).__name__}: {exc}") from exc
+            finally:
+                if self._client is not None:
+                    loop = asyncio.get_running_loop()
+                    self._closer = loop.call_later(self.keep_open, self._idle_close)
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.is_connected
+
+    async def aclose(self) -> None:
+        """Say goodbye to the relay (QUIT) and close; a later send opens a new connection."""
+        async with self._lock:
+            if self._closer is not None:
+                self._closer.cancel()
+            client, self._client = self._client, None
+            if client is not None and client.is_connected:
+                try:
+                    await client.quit()
+                except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                    client.close()
+
+    async def _connected(self) -> aiosmtplib.SMTP:
+        if self._client is not None and self._client.is_connected:
+            return self._client
+        self._drop()  # one the relay closed
+        client = aiosmtplib.SMTP(
+            hostname=self.settings.host, port=self.settings.port, timeout=self.timeout
+        )
+        await client.connect()
+        self._client = client
+        self.connections += 1
+        return client
+
+    def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def _idle_close(self) -> None:
+        if not self._lock.locked():  # a send in progress rescheduled its own close
+            self._closing = asyncio.get_running_loop().create_task(self.aclose())

@@ -1,0 +1,1 @@
+"""Telegram: polling and webhook updates, chat replies, the Bot API wire."""

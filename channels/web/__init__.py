@@ -1,0 +1,1 @@
+"""The web app: ASGI server, health, the public call-back form, metrics."""

@@ -1,0 +1,165 @@
+"""The web channel: one ASGI app (Starlette on uvicorn) for webhooks, the call-back form and,
+later, the agents' API and page (CONTRACTS section 4).
+
+Each wire contributes its routes (`channels.twilio.messaging`, `channels.telegram.channel`,
+the form); this module runs the server inside our event loop and maps pipeline outcomes to
+HTTP statuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from intake.config import WebSettings
+from intake.errors import InputRefusedError, TransientError
+from intake.messages import InboundMessage, Intake, Receipt
+from intake.ratelimit import ClientLimit, RateLimitedError, RateLimiter
+
+log = logging.getLogger(__name__)
+
+RoutesFactory = Callable[[Intake], Sequence[BaseRoute]]
+HealthCheck = Callable[[], Awaitable[object]]
+
+
+def to_status(outcome: Receipt | BaseException) -> int:
+    """The one mapping from the pipeline's answer to an HTTP status for a webhook."""
+    if isinstance(outcome, Receipt):
+        return 200
+    if isinstance(outcome, RateLimitedError):
+        return 429
+    if isinstance(outcome, InputRefusedError):
+        return 400
+    return 503  # TransientError, or anything unexpected: the caller retries
+
+
+async def take(
+    intake: Intake, build: Callable[[], InboundMessage]
+) -> Receipt | InputRefusedError | TransientError | Exception:
+    """Build the message and run the pipeline, returning the outcome instead of raising.
+
+    `build` may raise InputRefusedError for a request that can never be a message.
+    """
+    try:
+        return await intake(build())
+    except (InputRefusedError, TransientError) as exc:
+        return exc
+    except Exception as exc:  # mapped to 503 so the caller retries; the server keeps serving
+        log.exception("webhook intake failed")
+        return exc
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # `intake serve` owns SIGTERM/SIGINT and stops every channel in order; uvicorn must
+        # not take them over.
+        yield
+
+
+async def healthz(request: Request) -> Response:
+    check: HealthCheck | None = request.app.state.health_check
+    if check is not None:
+        try:
+            await check()
+        except Exception as exc:  # any failure to reach the database is "unhealthy"
+            log.warning("health check failed: %s", type(exc).__name__)
+            return PlainTextResponse("database unavailable\n", status_code=503)
+    return PlainTextResponse("ok\n")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    # Bound here, not by uvicorn: a taken port is then an OSError, not uvicorn's sys.exit.
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class WebChannel:
+    """Serves the app built from every routes factory; `stop` finishes requests in hand."""
+
+    name = "web"
+
+    def __init__(
+        self,
+        settings: WebSettings,
+        factories: Sequence[RoutesFactory],
+        *,
+        health_check: HealthCheck | None = None,
+        client_limiter: RateLimiter | None = None,
+    ) -> None:
+        self.settings = settings
+        self.client_limiter = client_limiter  # requests per client address (ClientLimit)
+        self.factories = factories
+        self.health_check = health_check
+        self.app: Starlette | None = None
+        self._server: _Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._socket: socket.socket | None = None
+        self._port = 0
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    def build_app(self, intake: Intake) -> Starlette:
+        routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"])]
+        for factory in self.factories:
+            routes.extend(factory(intake))
+        middleware = []
+        if self.client_limiter is not None:
+            # Twilio and Telegram call from shared cloud addresses: limited per sender instead.
+            exempt = ("/webhooks/", "/healthz", "/metrics")
+            middleware.append(Middleware(ClientLimit, limiter=self.client_limiter, exempt=exempt))
+        app = Starlette(routes=routes, middleware=middleware)
+        app.state.health_check = self.health_check
+        return app
+
+    async def start(self, intake: Intake) -> None:
+        self.app = self.build_app(intake)
+        config = uvicorn.Config(
+            self.app,
+            host=self.settings.host,
+            port=self.settings.port,
+            log_level="warning",
+            access_log=False,  # request lines carry sender-controlled paths and queries
+            lifespan="off",
+        )
+        self._socket = _bind(self.settings.host, self.settings.port)  # OSError if taken
+        self._port = int(self._socket.getsockname()[1])
+        self._server = _Server(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
+        while not self._server.started:
+            if self._task.done():
+                await self._task
+                raise OSError(f"web server did not start on port {self._port}")
+            await asyncio.sleep(0.01)
+        log.info("web listening on %s:%d", self.settings.host, self._port)
+
+    async def stop(self) -> None:
+        if self._server is None or self._task is None:
+            return
+        self._server.should_exit = True
+        await self._task
+        self._server = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None

@@ -1,0 +1,422 @@
+"""The `intake` command line (CONTRACTS section 2).
+
+Bad input is one line on stderr and a non-zero exit, never a traceback. This is the only
+module that exits the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from channels.email.imap import BackfillResult, backfill
+from classifier import load_rules
+from intake.cli import admin
+from intake.cli.app import Storage, build_pipeline, open_storage, utc_now
+from intake.cli.classify import classify_input
+from intake.cli.serve import serve
+from intake.cli.sla import answer, answer_line
+from intake.config import Settings, load_settings
+from intake.desk import actions as agent_actions
+from intake.desk import agents as accounts
+from intake.errors import InputRefusedError, IntakeError
+from intake.messages import ChannelKind
+from intake.pipeline import references
+from intake.policy.files import load_policy
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_BAD_INPUT = 2
+
+
+def config_option(func: F) -> F:
+    """`--config PATH` on every subcommand; the command receives the loaded `settings`."""
+
+    @click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Configuration file (default ./intake.toml, then built-in defaults).",
+    )
+    @functools.wraps(func)
+    def wrapper(*args: Any, config_path: Path | None, **kwargs: Any) -> Any:
+        with refusals():
+            settings = load_settings(config_path)
+            return func(*args, settings=settings, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def refusals() -> Iterator[None]:
+    """Turn the product's own errors into one stderr line and exit status 2."""
+    try:
+        yield
+    except IntakeError as exc:
+        click.echo(f"intake: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def _emit(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+@click.group()
+@click.version_option(package_name="support-intake")
+def main() -> None:
+    """Support intake: tickets with support-hours deadlines from a vendor's policy."""
+
+
+@main.command()
+@click.option("--policy", "policy_ref", help="Preset name or policy file (default: [policy] name).")
+@click.option("--plan", help="The organization's plan, e.g. standard.")
+@click.option("--priority", help="Priority name, e.g. urgent.")
+@click.option("--received", help="When the request arrived, ISO 8601.")
+@click.option("--tz", help="IANA zone: the organization's region, and how times are shown.")
+@click.option("--batch", is_flag=True, help="Read JSON lines from stdin, answer one per line.")
+@config_option
+def sla(
+    settings: Settings,
+    policy_ref: str | None,
+    plan: str | None,
+    priority: str | None,
+    received: str | None,
+    tz: str | None,
+    batch: bool,
+) -> None:
+    """Clock start, first-response and resolution deadlines of a request."""
+    default_policy = policy_ref or settings.policy.name
+    if batch:
+        _sla_batch(default_policy)
+        return
+    if plan is None or priority is None or received is None:
+        raise click.UsageError("--plan, --priority and --received are needed (or --batch)")
+    _emit(answer(default_policy, plan, priority, received, tz))
+
+
+def _sla_batch(default_policy: str) -> None:
+    for line in sys.stdin:
+        if not line.strip():
+            continue  # a blank line is no request
+        try:
+            _emit(answer_line(line, default_policy))
+        except IntakeError as exc:
+            _emit({"error": str(exc)})
+    sys.stdout.flush()
+
+
+@main.command("classify")
+@click.option("--policy", "policy_ref", help="Preset name or policy file (default: [policy] name).")
+@click.option(
+    "--channel",
+    type=click.Choice([c.value for c in ChannelKind]),
+    default="email",
+    show_default=True,
+    help="email: each input is a raw RFC 5322 message; others: plain text.",
+)
+@click.option(
+    "--max-bytes",
+    type=int,
+    default=10 * 1024 * 1024,
+    show_default=True,
+    help="Larger inputs are refused.",
+)
+@click.argument("paths", nargs=-1, required=True)
+@config_option
+def classify_command(
+    settings: Settings, policy_ref: str | None, channel: str, max_bytes: int, paths: tuple[str, ...]
+) -> None:
+    """Classify messages: one JSON object per input, in order ("-" reads stdin)."""
+    policy = load_policy(policy_ref or settings.policy.name)
+    rules = load_rules(settings.classifier.rules)
+    for path in paths:
+        try:
+            data = _read_input(path, max_bytes)
+            result = classify_input(
+                data, channel=ChannelKind(channel), policy=policy, rules=rules, max_bytes=max_bytes
+            )
+            _emit({"path": path, **result})
+        except IntakeError as exc:
+            _emit({"path": path, "error": str(exc)})
+    sys.stdout.flush()
+
+
+def _read_input(path: str, max_bytes: int) -> bytes:
+    """At most one byte over the limit is read, so a huge file is refused cheaply."""
+    try:
+        if path == "-":
+            return sys.stdin.buffer.read(max_bytes + 1)
+        with open(path, "rb") as handle:
+            return handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise InputRefusedError(f"cannot read: {exc.strerror}") from None
+
+
+@main.command("serve")
+@click.option("--demo", is_flag=True, help="Demo contacts; notices print here, none go out.")
+@config_option
+def serve_command(settings: Settings, demo: bool) -> None:
+    """Run every enabled channel until SIGINT or SIGTERM, then drain and exit 0."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # aiosmtpd logs every command at INFO, sender-controlled text included: ours say enough.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    # httpx logs each request's URL at INFO, and a Telegram Bot API URL holds the bot token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # The twilio library logs every REST request with its headers and form at INFO.
+    logging.getLogger("twilio").setLevel(logging.WARNING)
+    asyncio.run(serve(settings, demo=demo))
+
+
+@main.group()
+def imap() -> None:
+    """The IMAP mailbox the product polls."""
+
+
+@imap.command("backfill")
+@click.option(
+    "--since",
+    required=True,
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Re-read messages dated from this day (YYYY-MM-DD) on.",
+)
+@config_option
+def imap_backfill(settings: Settings, since: datetime) -> None:
+    """Re-read a date range after a long outage; stored messages are skipped by Message-ID."""
+
+    async def run(storage: Storage) -> BackfillResult:
+        pipeline = await build_pipeline(settings, storage)
+        return await backfill(settings.imap, pipeline, since.date(), utc_now)
+
+    result = asyncio.run(_with_storage(settings, run))
+    click.echo(
+        f"seen {result.seen}, accepted {result.accepted}, duplicates {result.duplicates}, "
+        f"refused {result.refused}",
+        err=True,
+    )
+
+
+@main.group()
+def db() -> None:
+    """The database."""
+
+
+@db.command("upgrade")
+@config_option
+def db_upgrade(settings: Settings) -> None:
+    """Apply every schema migration (the product also does this when it starts)."""
+    asyncio.run(_with_storage(settings, _noop))
+    click.echo("database is up to date", err=True)
+
+
+async def _noop(_storage: Storage) -> None:
+    return None
+
+
+@main.group()
+def contacts() -> None:
+    """Customer organizations and their contacts (CONTRACTS section 5)."""
+
+
+@contacts.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@config_option
+def contacts_import(settings: Settings, file: Path) -> None:
+    """Import a contacts CSV or TOML file; importing the same file again changes nothing."""
+
+    async def run(storage: Storage) -> admin.ImportSummary:
+        return await admin.import_contacts(
+            storage,
+            file,
+            default_policy=settings.policy.name,
+            default_region=settings.contacts.default_region,
+        )
+
+    summary = asyncio.run(_with_storage(settings, run))
+    click.echo(
+        f"{file}: {summary.organizations} organizations, {summary.contacts} contacts, "
+        f"{summary.changed} changes",
+        err=True,
+    )
+
+
+@contacts.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per organization.")
+@config_option
+def contacts_list(settings: Settings, as_json: bool) -> None:
+    """Organizations with their plan, domains and contacts."""
+    for org in asyncio.run(_with_storage(settings, admin.list_contacts)):
+        if as_json:
+            _emit(org)
+            continue
+        click.echo(f"{org['organization']} ({org['plan']}): {' '.join(org['domains'])}")
+        for person in org["contacts"]:
+            ids = ", ".join(filter(None, (person["email"], person["phone"], person["telegram"])))
+            click.echo(f"  {person['role']:<10} {person['name']}: {ids}")
+
+
+@main.group()
+def tickets() -> None:
+    """The ticket queue."""
+
+
+@tickets.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--open", "only_open", is_flag=True, help="Only open tickets.")
+@click.option("--overdue", is_flag=True, help="Only open tickets past a deadline now.")
+@config_option
+def tickets_list(settings: Settings, as_json: bool, only_open: bool, overdue: bool) -> None:
+    """Tickets, soonest deadline first."""
+
+    async def run(storage: Storage) -> list[dict[str, Any]]:
+        now = datetime.now(UTC) if overdue else None
+        return await admin.list_ticket_rows(storage, only_open=only_open, overdue_at=now)
+
+    for row in asyncio.run(_with_storage(settings, run)):
+        if as_json:
+            _emit(row)
+        else:
+            due = row["first_response_due"] or row["resolution_due"] or "-"
+            click.echo(
+                f"{row['reference']}  {row['priority']:<12} due {due:<25} "
+                f"{row['sender']}: {row['subject'][:60]}"
+            )
+
+
+@tickets.command("show")
+@click.argument("reference")
+@click.option("--json", "as_json", is_flag=True, help="The ticket as one JSON object.")
+@config_option
+def tickets_show(settings: Settings, reference: str, as_json: bool) -> None:
+    """One ticket with its messages and the decision record."""
+
+    async def run(storage: Storage) -> dict[str, Any]:
+        return await admin.show_ticket(storage, reference)
+
+    shown = asyncio.run(_with_storage(settings, run))
+    if as_json:
+        _emit(shown)
+        return
+    click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
+
+
+@main.group("agents")
+def agents_group() -> None:
+    """Agents: accounts for the queue page, tokens for the API (CONTRACTS section 2)."""
+
+
+def _read_password() -> str:
+    # One line; only its line ending is dropped (spaces may belong to the password).
+    return sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+
+
+@agents_group.command("add")
+@click.argument("email")
+@click.option("--name", help="How the agent is shown (default: the email's local part).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin (required).")
+@config_option
+def agents_add(settings: Settings, email: str, name: str | None, password_stdin: bool) -> None:
+    """Create an agent and print an API token (shown this once) on stdout."""
+    if not password_stdin:
+        raise click.UsageError("--password-stdin is required: a password is never an argument")
+    password = _read_password()
+    accounts.check_password(password)  # before the database is opened
+    token = asyncio.run(
+        _with_storage(
+            settings,
+            lambda storage: accounts.add_agent(
+                storage.sessions, email, password, name=name, now=utc_now()
+            ),
+        )
+    )
+    click.echo(token)
+
+
+@agents_group.command("token")
+@click.argument("email")
+@config_option
+def agents_token(settings: Settings, email: str) -> None:
+    """Issue another API token for an agent (earlier ones keep working)."""
+    token = asyncio.run(
+        _with_storage(
+            settings, lambda storage: accounts.issue_token(storage.sessions, email, now=utc_now())
+        )
+    )
+    click.echo(token)
+
+
+@agents_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per agent.")
+@config_option
+def agents_list(settings: Settings, as_json: bool) -> None:
+    """Agents with their number of tokens and when one was last used."""
+    for agent in asyncio.run(
+        _with_storage(settings, lambda storage: accounts.list_agents(storage.sessions))
+    ):
+        if as_json:
+            _emit(agent)
+        else:
+            used = agent["last_used_at"] or "never"
+            click.echo(f"{agent['email']} ({agent['name']}): {agent['tokens']} tokens, used {used}")
+
+
+@agents_group.command("update")
+@click.argument("reference")
+@click.option("--as", "email", required=True, help="The agent doing it (recorded as author).")
+@click.option("--action", type=click.Choice([a.value for a in agent_actions.Action]))
+@click.option("--priority", help="A priority of the ticket's policy.")
+@click.option("--severity", type=click.IntRange(1, 4))
+@config_option
+def agents_update(
+    settings: Settings,
+    reference: str,
+    email: str,
+    action: str | None,
+    priority: str | None,
+    severity: int | None,
+) -> None:
+    """Record an action on a ticket, or change its priority/severity; prints the ticket."""
+    if (action is None) == (priority is None and severity is None):
+        raise click.UsageError("give --action, or --priority and/or --severity")
+    ticket_id = references.parse_reference(reference)
+    if ticket_id is None:
+        raise InputRefusedError(f"{reference!r} is not a ticket reference like SUP-000123")
+
+    async def run(storage: Storage) -> dict[str, Any]:
+        agent = await accounts.agent_named(storage.sessions, email)
+        if action is not None:
+            await agent_actions.act(
+                storage.sessions, ticket_id, agent_actions.Action(action), agent, now=utc_now()
+            )
+        else:
+            await agent_actions.change_ticket(
+                storage.sessions, ticket_id, agent, priority=priority, severity=severity,
+                now=utc_now(),
+            )  # fmt: skip
+        return await agent_actions.ticket_detail(storage.sessions, ticket_id)
+
+    _emit(asyncio.run(_with_storage(settings, run)))
+
+
+T = TypeVar("T")
+
+
+async def _with_storage(settings: Settings, work: Callable[[Storage], Awaitable[T]]) -> T:
+    async with open_storage(settings) as storage:
+        return await work(storage)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,295 @@
+"""`intake serve`: every enabled channel and the outbox deliverer, until SIGTERM or SIGINT.
+
+On a signal it stops accepting, lets what was accepted finish (its tickets commit, its
+notices are queued), stops the deliverer after its current pass, and returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+import ssl
+import sys
+from collections.abc import Callable
+from importlib import resources
+
+from sqlalchemy import text
+
+from channels.desk.api import api_routes
+from channels.desk.page import page_routes
+from channels.email.imap import ImapChannel, mailbox_key
+from channels.email.sender_checks import sender_checks, with_upstream_verdict
+from channels.email.smtp import SmtpChannel, SmtpReplier
+from channels.telegram.channel import TelegramChannel, TelegramReplier
+from channels.twilio.messaging import twilio_routes
+from channels.twilio.replier import TwilioReplier
+from channels.web.app import RoutesFactory, WebChannel
+from channels.web.callback import CallbackForm
+from channels.web.metrics import MeasuredIntake, Metrics, metrics_routes
+from intake.cli import admin
+from intake.cli.app import Storage, build_pipeline, notice_options, open_storage, utc_now
+from intake.cli.demo.sink import PrintingSink
+from intake.config import Settings, SmtpSettings
+from intake.desk.watch import SlaWatcher
+from intake.errors import ConfigError
+from intake.messages import Channel, Intake, Replier
+from intake.outbox import acks
+from intake.outbox.delivery import Deliverer
+from intake.ratelimit import RateLimiter, limited
+from intake.redact import redact_logs, secrets_of
+from storage.locks import leadership
+from storage.twilio_status import OutboxStatuses
+from storage.watch import OpenTicketCounts
+
+log = logging.getLogger(__name__)
+
+
+def smtp_tls(settings: SmtpSettings) -> ssl.SSLContext | None:
+    if settings.tls_cert is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError("smtp.tls_cert", f"cannot load certificate: {exc}") from None
+    return context
+
+
+def web_routes(
+    settings: Settings, secret: bytes, storage: Storage, metrics: Metrics | None = None
+) -> list[RoutesFactory]:
+    """The routes each enabled wire adds to the web app."""
+    form = CallbackForm(
+        secret,
+        clock=utc_now,
+        default_region=settings.contacts.default_region,
+        per_hour=settings.web.callback_per_hour,
+        secure_cookie=settings.web.public_url.startswith("https://"),
+    )
+    routes: list[RoutesFactory] = [form.routes, api_routes(storage.sessions, utc_now)]
+    routes.append(
+        page_routes(
+            storage.sessions,
+            secret,
+            secure_cookie=form.secure_cookie,
+            failures_before_delay=settings.limits.login_failures_before_delay,
+            delay_cap_seconds=settings.limits.login_delay_cap_seconds,
+        )
+    )
+    if settings.twilio.enabled:
+        routes.append(
+            twilio_routes(
+                settings.twilio,
+                settings.web.public_url,
+                clock=utc_now,
+                media_limit_bytes=settings.twilio.media_limit_bytes,
+                statuses=OutboxStatuses(storage.sessions),
+            )
+        )
+    if metrics is not None:
+        routes.append(metrics_routes(metrics, OpenTicketCounts(storage.sessions)))
+    return routes
+
+
+class Service:
+    """The running product: channels in, deliverer out."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage,
+        intake: Intake,
+        *,
+        secret: bytes = b"",
+        metrics: Metrics | None = None,
+    ) -> None:
+        # The shared secret signs form tokens; without one they are valid on this node only.
+        self.secret = secret or secrets.token_bytes(32)
+        self.settings = settings
+        self.storage = storage
+        self.metrics = metrics or Metrics()
+        limit = settings.limits.messages_per_sender_per_hour
+        checked = with_upstream_verdict(intake, settings.authentication)  # IMAP's mail
+        self.intake: Intake = MeasuredIntake(limited(checked, limit), self.metrics)
+        self.channels: list[Channel] = []
+        self.stopping = asyncio.Event()
+        self.smtp_replier = SmtpReplier(settings.outbound.smtp, clock=utc_now)
+        repliers: dict[str, Replier] = {"email": self.smtp_replier}
+        self.twilio_replier: TwilioReplier | None = None
+        if settings.twilio.enabled:
+            twilio = self.twilio_replier = TwilioReplier(
+                settings.twilio,
+                whatsapp_from=settings.twilio.whatsapp_from,
+                sms_from=settings.twilio.sms_from,
+                public_url=settings.web.public_url,
+            )
+            repliers.update({"whatsapp": twilio, "sms": twilio, "voice": twilio})
+        self.telegram_replier: TelegramReplier | None = None
+        if settings.telegram.token.get_secret_value():  # the bot, or only agents' alerts
+            self.telegram_replier = TelegramReplier(settings.telegram)
+            repliers["telegram"] = self.telegram_replier
+        alert_to = [("email", e) for e in settings.notify.emails] + [
+            ("telegram", str(chat)) for chat in settings.notify.telegram_chat_ids
+        ]
+        self.deliverer = Deliverer(
+            storage.sessions, repliers, on_result=self.metrics.delivered, alert_to=alert_to
+        )
+        self._delivering: asyncio.Task[None] | None = None
+        # Its defaults stand until settings name warn_share, check_seconds and the close rule.
+        self.watcher = SlaWatcher(
+            storage.sessions,
+            notice_options(settings),
+            acks.environment(settings.pipeline.templates_dir),
+            utc_now,
+            warn_share=settings.sla.warn_share,
+            check_seconds=settings.sla.check_seconds,
+            inactivity_close_days=settings.sla.inactivity_close_days,
+            inactivity_policies=tuple(settings.sla.inactivity_policies),
+            on_alert=self.metrics.sla_alert,
+        )
+        self._watching: asyncio.Task[None] | None = None
+        self._unredact: Callable[[], None] | None = None
+
+    async def start(self) -> None:
+        # Before any channel can log: no configured secret ever reaches a log line.
+        self._unredact = redact_logs(secrets_of(self.settings, self.secret))
+        if self.settings.smtp.enabled:
+            smtp = self.settings.smtp
+            self.channels.append(
+                SmtpChannel(
+                    smtp,
+                    clock=utc_now,
+                    tls_context=smtp_tls(smtp),
+                    max_connections=smtp.max_connections,
+                    timeout=smtp.timeout_seconds,
+                    sender_checks=sender_checks(self.settings.authentication),
+                    client_limiter=RateLimiter.optional(
+                        self.settings.limits.smtp_connections_per_client_per_minute, 60
+                    ),
+                )
+            )
+        if self.settings.imap.enabled:
+            # One poller per mailbox across the nodes sharing the database (an advisory lock).
+            imap = self.settings.imap
+            lock = leadership(self.storage.engine, f"imap {mailbox_key(imap)}")
+            self.channels.append(ImapChannel(imap, self.storage.sessions, utc_now, leadership=lock))
+        factories = web_routes(self.settings, self.secret, self.storage, self.metrics)
+        if self.settings.telegram.enabled:
+            telegram = TelegramChannel(
+                self.settings.telegram,
+                self.storage.sessions,
+                utc_now,
+                public_url=self.settings.web.public_url,
+                poll_timeout=self.settings.telegram.poll_timeout_seconds,
+                max_file_bytes=self.settings.telegram.max_file_bytes,
+                max_body_bytes=self.settings.telegram.max_update_bytes,
+            )
+            self.channels.append(telegram)
+            if self.settings.telegram.mode == "webhook":
+                factories.append(telegram.routes)
+        if self.settings.web.enabled:
+            per_client = self.settings.limits.web_requests_per_client_per_minute
+            self.channels.append(
+                WebChannel(
+                    self.settings.web,
+                    factories,
+                    health_check=self.ping,
+                    client_limiter=RateLimiter.optional(per_client, 60),
+                )
+            )
+        for channel in self.channels:
+            await channel.start(self.intake)
+        self._delivering = asyncio.create_task(self.deliverer.run(self.stopping))
+        self._watching = asyncio.create_task(self.watcher.run(self.stopping))
+
+    async def ping(self) -> None:
+        """What /healthz asks: does the database answer?"""
+        async with self.storage.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def stop(self) -> None:
+        for channel in reversed(self.channels):
+            await channel.stop()
+        self.stopping.set()
+        if self._delivering is not None:
+            await self._delivering
+        if self._watching is not None:
+            await self._watching
+        await self.smtp_replier.aclose()
+        if self.twilio_replier is not None:
+            await self.twilio_replier.aclose()
+        if self.telegram_replier is not None:
+            await self.telegram_replier.aclose()
+        if self._unredact is not None:
+            self._unredact()
+
+
+DEMO_HINT = """Demo: SMTP for {domains} on {host}:{port}; acknowledgements print here.
+From another terminal, send a request as a demo customer:
+  python3 -m intake.cli.demo.send --port {port} "Urgent: export fails" "It shows error 500."
+  intake tickets list
+Ctrl-C stops."""
+
+
+async def serve(settings: Settings, *, demo: bool = False) -> None:
+    """Run until SIGTERM/SIGINT. `demo`: demo contacts, and a printing sink as the relay."""
+    if not demo:
+        await _serve(settings)
+        return
+    sink = PrintingSink(sys.stdout)
+    await sink.start()
+    try:
+        outbound = settings.outbound.smtp.model_copy(
+            update={"host": "127.0.0.1", "port": sink.port}
+        )
+        with resources.as_file(resources.files("intake.cli.demo") / "contacts.toml") as contacts:
+            settings = settings.model_copy(
+                update={
+                    "outbound": settings.outbound.model_copy(update={"smtp": outbound}),
+                    "contacts": settings.contacts.model_copy(update={"file": contacts}),
+                }
+            )
+            await _serve(settings, on_ready=lambda service: print(_hint(settings, service)))
+    finally:
+        await sink.stop()
+
+
+def _hint(settings: Settings, service: Service) -> str:
+    domains = settings.smtp.domains
+    smtp = [c for c in service.channels if isinstance(c, SmtpChannel)]
+    port = smtp[0].port if smtp else settings.smtp.port
+    return DEMO_HINT.format(domains=", ".join(domains), host=settings.smtp.host, port=port)
+
+
+async def _serve(settings: Settings, *, on_ready: Callable[[Service], None] | None = None) -> None:
+    async with open_storage(settings) as storage:
+        if settings.contacts.file is not None:
+            summary = await admin.import_contacts(
+                storage,
+                settings.contacts.file,
+                default_policy=settings.policy.name,
+                default_region=settings.contacts.default_region,
+            )
+            log.info(
+                "contacts: %d organizations, %d changes", summary.organizations, summary.changed
+            )
+        pipeline = await build_pipeline(settings, storage)
+        service = Service(settings, storage, pipeline, secret=pipeline.notifier.secret)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await service.start()
+            log.info("serving; policy %s", settings.policy.name)
+            if on_ready is not None:
+                on_ready(service)
+            await stop.wait()
+            log.info("stopping: finishing what was accepted")
+        finally:
+            await service.stop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+    log.info("stopped")

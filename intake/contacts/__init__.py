@@ -1,0 +1,1 @@
+"""The contacts file: organizations, contacts and their values."""

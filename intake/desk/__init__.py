@@ -1,0 +1,1 @@
+"""The agents' side of the core: accounts, actions on tickets, the SLA watcher."""

@@ -1,0 +1,280 @@
+"""What agents do to tickets: record the first response, resolve, reopen, hold, close, and
+change priority or severity. Also the ticket views the agents' API returns.
+
+Each action is one transaction on a locked ticket row, writing the change and a
+`ticket_events` row naming the agent. The transitions themselves are pure functions
+(`transition`, `change`), so the rules read, and test, without a database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from intake.desk.agents import AgentIdentity
+from intake.desk.views import iso_time, message_json, ticket_json
+from intake.errors import InputRefusedError, TransientError
+from intake.pipeline.references import format_reference
+from intake.policy.files import load_policy
+from intake.policy.model import Policy, compute_deadlines
+from storage import agents as repo
+from storage import tickets
+from storage.agents import TicketForUpdate
+
+SEVERITIES = range(1, 5)
+
+
+class Action(StrEnum):
+    FIRST_RESPONSE = "first_response"
+    RESOLVE = "resolve"
+    REOPEN = "reopen"
+    HOLD = "hold"
+    CLOSE = "close"
+
+
+# The event each action writes (past tense: what happened to the ticket).
+EVENT_KINDS = {
+    Action.FIRST_RESPONSE: "first_response",
+    Action.RESOLVE: "resolved",
+    Action.REOPEN: "reopened",
+    Action.HOLD: "on_hold",
+    Action.CLOSE: "closed",
+}
+CHANGED = "changed"
+
+
+class TicketNotFoundError(InputRefusedError):
+    def __init__(self, ticket_id: int) -> None:
+        super().__init__(f"no ticket {format_reference(ticket_id)}")
+
+
+class StatusConflictError(InputRefusedError):
+    """The action does not apply to the ticket as it now stands (resolve a closed ticket)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Column changes and the event's details; None from a transition means nothing to do."""
+
+    columns: dict[str, Any]
+    details: dict[str, Any]
+
+
+def transition(ticket: TicketForUpdate, action: Action, now: datetime) -> Outcome | None:
+    """What `action` does to `ticket` at `now`; None when it is already done (idempotent)."""
+    status = ticket.status
+    if action is Action.FIRST_RESPONSE:
+        if ticket.first_response_at is not None:
+            return None
+        return Outcome({"first_response_at": now}, {"status": status})
+    if action is Action.REOPEN:
+        if status == "open":
+            return None
+        return Outcome(
+            {"status": "open", "resolved_at": None, "closed_at": None, "on_hold_at": None},
+            {"from": status, "resolved_at": iso_time(ticket.resolved_at),
+             "closed_at": iso_time(ticket.closed_at)},
+        )  # fmt: skip
+    if action is Action.CLOSE:
+        if status == "closed":
+            return None
+        return Outcome({"status": "closed", "closed_at": now, "on_hold_at": None}, {"from": status})
+    target = "resolved" if action is Action.RESOLVE else "on_hold"
+    if status == target:
+        return None
+    if status == "closed" or (action is Action.HOLD and status == "resolved"):
+        raise StatusConflictError(f"the ticket is {status}; reopen it first")
+    if action is Action.RESOLVE:
+        return Outcome(
+            {"status": "resolved", "resolved_at": now, "on_hold_at": None}, {"from": status}
+        )
+    # Waiting for the customer: no policy file says when a hold is allowed, so every policy
+    # allows it, and the event says so. A customer's reply reopens it (intake.pipeline.pipeline).
+    return Outcome(
+        {"status": "on_hold", "on_hold_at": now},
+        {"from": status, "policy": ticket.policy, "rule": "hold allowed under every policy"},
+    )
+
+
+def _check_values(policy: Policy, priority: str | None, severity: object) -> None:
+    if priority is None and severity is None:
+        raise InputRefusedError("give a priority, a severity or both")
+    if priority is not None:
+        policy.check_priority(priority)
+    if severity is not None and (
+        isinstance(severity, bool) or not isinstance(severity, int) or severity not in SEVERITIES
+    ):
+        raise InputRefusedError(f"severity must be an integer from 1 to 4, not {severity!r}")
+
+
+def change(
+    ticket: TicketForUpdate,
+    policy: Policy,
+    *,
+    priority: str | None,
+    severity: int | None,
+    actor: str,
+    now: datetime,
+) -> Outcome | None:
+    """A new priority and/or severity; a new priority recomputes the deadlines from the
+    original receipt, on the ticket's plan and its organization's region."""
+    _check_values(policy, priority, severity)
+    details: dict[str, Any] = {}
+    columns: dict[str, Any] = {}
+    if severity is not None and severity != ticket.severity:
+        details["severity"] = {"from": ticket.severity, "to": severity}
+        columns["severity"] = severity
+    decision = dict(ticket.decision)
+    if priority is not None and priority != ticket.priority:
+        details["priority"] = {"from": ticket.priority, "to": priority}
+        columns["priority"] = priority
+        # A ticket without deadlines (no SLA for an unidentified sender) keeps none.
+        if ticket.clock_starts is not None and ticket.plan is not None:
+            due = compute_deadlines(
+                policy, ticket.plan, priority, ticket.received_at, ticket.region
+            )
+            for name, old, new in (
+                ("first_response_due", ticket.first_response_due, due.first_response_due),
+                ("resolution_due", ticket.resolution_due, due.resolution_due),
+            ):
+                details[name] = {"from": iso_time(old), "to": iso_time(new)}
+                columns[name] = new
+            columns["clock_starts"] = due.clock_starts
+            flags = [f for f in ticket.flags if f != "on_call"]
+            columns["flags"] = [*flags, "on_call"] if due.on_call else flags
+            decision["deadlines"] = list(due.explanation)
+    if not details:
+        return None
+    decision["changes"] = [
+        *decision.get("changes", []),
+        {"at": now.isoformat(), "by": actor, **details},
+    ]
+    columns["decision"] = decision
+    return Outcome(columns, details)
+
+
+@contextlib.asynccontextmanager
+async def storage_errors() -> AsyncIterator[None]:
+    """Database outages as TransientError: the caller may try again."""
+    try:
+        yield
+    except (OperationalError, InterfaceError, OSError, TimeoutError) as exc:
+        raise TransientError(f"storage unavailable: {type(exc).__name__}") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise TransientError("storage connection lost") from exc
+        raise
+
+
+async def _locked(session: AsyncSession, ticket_id: int) -> TicketForUpdate:
+    ticket = await repo.ticket_for_update(session, ticket_id)
+    if ticket is None:
+        raise TicketNotFoundError(ticket_id)
+    return ticket
+
+
+async def act(
+    sessions: async_sessionmaker[AsyncSession],
+    ticket_id: int,
+    action: Action,
+    agent: AgentIdentity,
+    *,
+    now: datetime,
+) -> bool:
+    """Apply `action` in one transaction; False when it was already done (no event then)."""
+    async with storage_errors(), sessions.begin() as session:
+        ticket = await _locked(session, ticket_id)
+        outcome = transition(ticket, action, now)
+        if outcome is None:
+            return False
+        await tickets.update_ticket(session, ticket_id, **outcome.columns)
+        await repo.insert_event(
+            session, ticket_id, at=now, actor=agent.email, kind=EVENT_KINDS[action],
+            details=outcome.details,
+        )  # fmt: skip
+    return True
+
+
+async def change_ticket(
+    sessions: async_sessionmaker[AsyncSession],
+    ticket_id: int,
+    agent: AgentIdentity,
+    *,
+    priority: str | None,
+    severity: int | None,
+    now: datetime,
+) -> bool:
+    """Change priority and/or severity in one transaction; False when nothing changed."""
+    async with storage_errors(), sessions.begin() as session:
+        ticket = await _locked(session, ticket_id)
+        policy = load_policy(ticket.policy)
+        outcome = change(
+            ticket, policy, priority=priority, severity=severity, actor=agent.email, now=now
+        )
+        if outcome is None:
+            return False
+        await tickets.update_ticket(session, ticket_id, **outcome.columns)
+        if "first_response_due" in outcome.columns:
+            # New deadlines: the SLA watcher may warn about them afresh.
+            await repo.forget_sla_alerts(session, ticket_id)
+        await repo.insert_event(
+            session, ticket_id, at=now, actor=agent.email, kind=CHANGED, details=outcome.details
+        )
+    return True
+
+
+async def ticket_rows(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    only_open: bool,
+    overdue_at: datetime | None,
+    where: tickets.TicketFilter,
+    limit: int,
+    offset: int,
+) -> list[dict[str, Any]]:
+    """The queue, soonest deadline first, as `intake tickets list --json` rows."""
+    async with storage_errors(), sessions() as session:
+        found = await tickets.list_tickets(
+            session, only_open=only_open, overdue_at=overdue_at, where=where, limit=limit,
+            offset=offset,
+        )  # fmt: skip
+    return [ticket_json(t) for t in found]
+
+
+async def ticket_detail(
+    sessions: async_sessionmaker[AsyncSession], ticket_id: int
+) -> dict[str, Any]:
+    """`intake tickets show --json`'s object, plus its times and events, read in one snapshot."""
+    async with storage_errors(), sessions() as session:
+        found = await tickets.list_tickets(
+            session, only_open=False, overdue_at=None, ticket_id=ticket_id
+        )
+        times = await repo.ticket_times(session, ticket_id)
+        if not found or times is None:
+            raise TicketNotFoundError(ticket_id)
+        messages = await tickets.ticket_messages(session, ticket_id)
+        decision = await tickets.ticket_decision(session, ticket_id)
+        events = await repo.ticket_events(session, ticket_id)
+    shown = ticket_json(found[0])
+    shown.update(
+        clock_starts=iso_time(times.clock_starts),
+        first_response_at=iso_time(times.first_response_at),
+        resolved_at=iso_time(times.resolved_at),
+        on_hold_at=iso_time(times.on_hold_at),
+        closed_at=iso_time(times.closed_at),
+        last_message_at=iso_time(times.last_message_at),
+        decision=decision,
+    )
+    shown["messages"] = [message_json(m) for m in messages]
+    shown["events"] = [
+        {"at": iso_time(e.at), "actor": e.actor, "kind": e.kind, "details": e.details}
+        for e in events
+    ]
+    return shown

@@ -1,0 +1,1 @@
+"""What we send and how: acknowledgements, alerts, delivery, bounces."""

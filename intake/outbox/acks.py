@@ -1,0 +1,192 @@
+"""The words of acknowledgements, endorsement requests and agent alerts, from Jinja2 templates.
+
+The packaged templates live in `intake/outbox/templates/`; a team overrides any of them by putting a
+file of the same name in `[pipeline] templates_dir`. HTML templates autoescape everything a
+sender wrote; plain-text ones go into mail bodies, never headers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    PackageLoader,
+    StrictUndefined,
+    select_autoescape,
+)
+
+from classifier import Classification
+from intake.messages import ChannelKind
+from intake.pipeline.decide import ContactStatus, Decision, Identity
+from intake.policy.model import Policy
+
+# Outgoing mail carries this header; mail that comes back with it is never acknowledged.
+LOOP_HEADER = "X-Intake-Loop"
+
+SEVERITY_TEXT = {
+    1: "critical: production stopped or severely impacted",
+    2: "high: important features unavailable without a workaround",
+    3: "medium: partial loss of function, with a workaround",
+    4: "low: a question or a request",
+}
+CATEGORY_TEXT = {
+    "outage": "service unavailable",
+    "error": "an error",
+    "question": "a question",
+    "feature_request": "a feature request",
+    "account_billing": "account or billing",
+    "service_credit": "a service credit claim",
+    "other": "a support request",
+}
+MISSING_TEXT = {
+    "when_how": "when and how the problem appeared",
+    "steps": "the steps to reproduce it",
+    "error_message": "the exact error message",
+    "recent_changes": "any changes made to your system or environment just before it",
+}
+# Every flag a ticket can carry (CONTRACTS section 2); templates may test any of them.
+FLAGS = (
+    "unidentified",
+    "channel_not_entitled",
+    "not_nominated",
+    "not_designated",
+    "over_quota",
+    "support_expired",
+    "on_call",
+    "sender_unverified",
+)
+CHANNEL_TEXT = {
+    "email": "email",
+    "whatsapp": "WhatsApp",
+    "sms": "SMS",
+    "telegram": "Telegram",
+    "voice": "phone",
+    "web": "the web help desk",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str = ""
+
+
+def environment(templates_dir: Path | None = None) -> Environment:
+    loaders: list[BaseLoader] = [PackageLoader("intake.outbox", "templates")]
+    if templates_dir is not None:
+        loaders.insert(0, FileSystemLoader(templates_dir))
+    return Environment(
+        loader=ChoiceLoader(loaders),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+def local_time(moment: datetime | None, zone: str) -> str | None:
+    """ "Thursday 5 April 2024, 15:30 CEST": how a person reads a deadline."""
+    if moment is None:
+        return None
+    local = moment.astimezone(ZoneInfo(zone))
+    return f"{local:%A} {local.day} {local:%B %Y, %H:%M} {local.tzname()}"
+
+
+def _subject(reference: str, original: str) -> str:
+    # Header safety: the subject is folded onto one line and capped; composing the mail with
+    # policy.default refuses anything left that could start a new header.
+    clean = " ".join(original.split())[:200]
+    if not clean:
+        return f"[{reference}] Your support request"
+    prefix = "" if clean.lower().startswith("re:") else "Re: "
+    return f"[{reference}] {prefix}{clean}"
+
+
+def render_ack(
+    env: Environment,
+    *,
+    policy: Policy,
+    reference: str,
+    identity: Identity,
+    channel: ChannelKind,
+    subject: str,
+    sender: str,
+    name: str,
+    found: Classification,
+    decision: Decision,
+    support_end: str | None,
+    by_mail: bool = True,
+) -> Rendered:
+    """`by_mail`: the acknowledgement goes out by email, so replies have a subject line."""
+    plan = policy.plans[decision.plan]
+    deadlines = decision.deadlines
+    context: dict[str, Any] = {
+        "name": name if identity.status != ContactStatus.UNIDENTIFIED else "",
+        "reference": reference,
+        "sender": sender,
+        "priority": decision.priority,
+        "severity": decision.severity,
+        "severity_text": SEVERITY_TEXT.get(decision.severity or 0, ""),
+        "category_text": CATEGORY_TEXT.get(str(found.category), "a support request"),
+        "first_response_due": local_time(
+            deadlines.first_response_due if deadlines else None, policy.zone
+        ),
+        "resolution_due": local_time(deadlines.resolution_due if deadlines else None, policy.zone),
+        "no_sla": deadlines is None,
+        "on_call": "on_call" in decision.flags,
+        "missing": [MISSING_TEXT[m] for m in found.missing if m in MISSING_TEXT],
+        "flags": {flag: flag in decision.flags for flag in FLAGS},
+        "plan": plan.name,
+        "plan_channels": ", ".join(CHANNEL_TEXT[str(c)] for c in sorted(plan.channels)),
+        "channel_text": CHANNEL_TEXT[str(channel)],
+        "quota": plan.quota,
+        "support_end": support_end,
+        "urgent": found.urgent,
+        "by_mail": by_mail,
+        "urgent_hint": policy.priorities.urgent is not None
+        or "urgent" in policy.priorities.subject_prefixes,
+    }
+    return Rendered(
+        subject=_subject(reference, subject),
+        text=env.get_template("ack.txt.j2").render(context),
+        html=env.get_template("ack.html.j2").render(context),
+    )
+
+
+def render_endorse(
+    env: Environment,
+    *,
+    reference: str,
+    subject: str,
+    nominee: str,
+    requester: str,
+    organization: str,
+    channel: ChannelKind,
+    acknowledgement: str,
+) -> Rendered:
+    text = env.get_template("endorse.txt.j2").render(
+        acknowledgement=acknowledgement,
+        name=nominee,
+        requester=requester,
+        organization=organization,
+        channel_text=CHANNEL_TEXT[str(channel)],
+        reference=reference,
+        subject=" ".join(subject.split())[:200],
+    )
+    return Rendered(subject=f"[{reference}] Please confirm a support request", text=text)
+
+
+def render_alert(env: Environment, *, reasons: list[str], **context: Any) -> Rendered:
+    text = env.get_template("alert.txt.j2").render(reasons=", ".join(reasons), **context)
+    subject = " ".join(
+        f"[{context['reference']}] {', '.join(reasons)}: {context['subject']}".split()
+    )
+    return Rendered(subject=subject[:250], text=text)

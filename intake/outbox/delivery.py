@@ -1,0 +1,197 @@
+"""Delivering the outbox: claim due notices, hand each to its channel's Replier, record the end.
+
+At-least-once across crashes, once in normal operation: a claimed row is leased, so no other
+deliverer (in this process or another node) takes it, and no send starts on a lease about to
+run out. A pass's outcomes are recorded in one transaction when the pass ends (at least every
+`record_every` seconds): one commit per pass instead of one per notice, which on SQLite
+would hold the one writer's lock (and an fsync) per acknowledgement. A crash in between sends
+those notices again. Transient failures retry with capped exponential backoff, for as long
+as it takes; permanent ones are marked failed and kept for the agents to see: the ticket
+records the failure, and an acknowledgement that can never arrive alerts the agents (the
+customer was told nothing, so a person must reach them another way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from intake.errors import PermanentChannelError, TransientChannelError
+from intake.messages import Ack, ChannelKind, Replier
+from intake.pipeline.references import format_reference
+from storage import agents, outbox
+from storage.outbox import OutboxItem
+
+log = logging.getLogger(__name__)
+
+
+def backoff(attempts: int, base: float = 5.0, cap: float = 3600.0) -> timedelta:
+    """5 s, 10 s, 20 s ... capped at an hour."""
+    return timedelta(seconds=min(cap, base * 2 ** max(0, attempts - 1)))
+
+
+def to_ack(item: OutboxItem) -> Ack:
+    payload = item.payload
+    return Ack(
+        outbox_id=item.id,
+        kind=item.kind,
+        channel=ChannelKind(item.channel),
+        to=item.recipient,
+        subject=str(payload.get("subject", "")),
+        text=str(payload.get("text", "")),
+        html=str(payload.get("html", "")),
+        reference=str(payload.get("reference", "")),
+        in_reply_to=payload.get("in_reply_to"),
+        references=tuple(payload.get("references") or ()),
+        message_id=payload.get("message_id"),
+        reply_to=payload.get("reply_to"),
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one attempt, recorded with the others of its pass."""
+
+    item: OutboxItem
+    result: Literal["sent", "retry", "failed", "released"]
+    error: str = ""
+    retry_after: float | None = None
+
+
+@dataclass
+class Deliverer:
+    sessions: async_sessionmaker[AsyncSession]
+    repliers: Mapping[str, Replier]
+    lease: timedelta = timedelta(minutes=5)
+    batch: int = 20
+    idle: float = 1.0  # seconds between polls when nothing is due
+    # No send starts on a lease with less than this left: the send could outlive the lease
+    # and another deliverer, having claimed the row meanwhile, would send it too.
+    send_margin: timedelta = timedelta(minutes=1)
+    # Outcomes are recorded together (one commit per pass, not one per notice) but at least
+    # this often, which bounds what a crash could send twice.
+    record_every: float = 1.0
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # Told (kind, channel, "sent" | "failed") after each final outcome committed (metrics).
+    on_result: Callable[[str, str, str], None] | None = None
+    # Where agents hear of an acknowledgement that failed for good: (channel, recipient).
+    alert_to: Sequence[tuple[str, str]] = ()
+
+    async def run_once(self) -> int:
+        """Deliver what is due now; returns how many notices were attempted."""
+        claimed = self.clock()
+        async with self.sessions.begin() as session:
+            items = await outbox.claim_due(session, claimed, self.lease, self.batch)
+        outcomes: list[Outcome] = []
+        recorded = time.monotonic()
+        for item in items:
+            if self.clock() >= claimed + self.lease - self.send_margin:
+                outcomes.append(Outcome(item, "released"))  # claimed again, from the start
+                continue
+            outcomes.append(await self._attempt(item))
+            if time.monotonic() - recorded >= self.record_every:
+                await self._record(outcomes)
+                outcomes, recorded = [], time.monotonic()
+        await self._record(outcomes)
+        return len(items)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                attempted = await self.run_once()
+            except Exception:  # the database may be away; keep the loop alive
+                log.exception("outbox delivery pass failed")
+                attempted = 0
+            if attempted < self.batch:
+                try:
+                    await asyncio.wait_for(stop.wait(), self.idle)
+                except TimeoutError:
+                    pass
+
+    async def _attempt(self, item: OutboxItem) -> Outcome:
+        replier = self.repliers.get(item.channel)
+        if replier is None:
+            # That channel is not configured here: waiting would not help, so say so.
+            return Outcome(item, "failed", f"channel {item.channel} not enabled")
+        try:
+            await replier.send(to_ack(item))
+        except PermanentChannelError as exc:
+            log.warning("notice %d to %r failed for good: %s", item.id, item.recipient, exc)
+            return Outcome(item, "failed", str(exc))
+        except TransientChannelError as exc:
+            return Outcome(item, "retry", str(exc) or type(exc).__name__, exc.retry_after)
+        except (OSError, TimeoutError) as exc:
+            return Outcome(item, "retry", str(exc) or type(exc).__name__)
+        return Outcome(item, "sent")
+
+    async def _record(self, outcomes: Sequence[Outcome]) -> None:
+        """Write a pass's outcomes in one transaction, then report the final ones."""
+        if not outcomes:
+            return
+        now = self.clock()
+        async with self.sessions.begin() as session:
+            await outbox.mark_sent(
+                session, [o.item.id for o in outcomes if o.result == "sent"], now
+            )
+            for outcome in outcomes:
+                item = outcome.item
+                if outcome.result == "failed":
+                    await self._fail(session, item, outcome.error, now)
+                elif outcome.result == "retry":
+                    log.info("notice %d to %r will be retried: %s", item.id, item.recipient,
+                             outcome.error)  # fmt: skip
+                    wait = backoff(item.attempts)
+                    if outcome.retry_after is not None:  # the provider said how long
+                        wait = max(wait, timedelta(seconds=outcome.retry_after))
+                    await outbox.mark_retry(session, item.id, now + wait, outcome.error)
+                elif outcome.result == "released":
+                    await outbox.release(session, item.id)
+        for outcome in outcomes:
+            if outcome.result in ("sent", "failed"):
+                self._report(outcome.item, outcome.result)
+
+    async def _fail(
+        self, session: AsyncSession, item: OutboxItem, error: str, now: datetime
+    ) -> None:
+        await outbox.mark_failed(session, item.id, error)
+        if item.ticket_id is None:
+            return
+        details = {"outbox_id": item.id, "notice": item.kind, "channel": item.channel,
+                   "recipient": item.recipient, "error": error[:500]}  # fmt: skip
+        await agents.insert_event(
+            session, item.ticket_id, at=now, actor="system", kind="notice_failed",
+            details=details,
+        )  # fmt: skip
+        if item.kind == "ack":  # not for a failed alert: that would only loop
+            await self._alert(session, item, item.ticket_id, error, now)
+
+    async def _alert(
+        self, session: AsyncSession, item: OutboxItem, ticket_id: int, error: str, now: datetime
+    ) -> None:
+        reference = str(item.payload.get("reference") or format_reference(ticket_id))
+        payload = {
+            "subject": f"[{reference}] Acknowledgement not delivered",
+            "text": (
+                f"The acknowledgement of {reference} to {item.recipient} ({item.channel}) "
+                f"could not be delivered: {error[:500]}\n"
+                "The customer has not been told that their request arrived; please reach "
+                "them another way.\n"
+            ),
+            "reference": reference,
+        }
+        for channel, recipient in self.alert_to:
+            await outbox.enqueue(
+                session, ticket_id=ticket_id, kind="alert", channel=channel,
+                recipient=recipient, payload=payload, now=now,
+            )  # fmt: skip
+
+    def _report(self, item: OutboxItem, result: str) -> None:
+        if self.on_result is not None:
+            self.on_result(item.kind, item.channel, result)

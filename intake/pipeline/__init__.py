@@ -1,0 +1,1 @@
+"""The pipeline: identify, thread, classify, decide, store in one transaction."""

@@ -1,0 +1,1 @@
+"""Support policies: the model, policy files, presets, support-hours arithmetic."""

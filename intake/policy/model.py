@@ -1,0 +1,261 @@
+"""The support policy as data, and the deadlines it gives a request. Pure: no I/O, no clock.
+
+A policy is loaded from TOML by `intake.policy.files`; this module holds the frozen model and
+`compute_deadlines`, which applies CONTRACTS section 1 to one (plan, priority, received).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from functools import cache
+
+from intake.errors import InputRefusedError
+from intake.messages import ChannelKind
+from intake.policy.calendar import (
+    TWENTY_FOUR_SEVEN,
+    Calendar,
+    add_support_time,
+    clock_starts,
+)
+
+
+class TargetKind(StrEnum):
+    SUPPORT_HOURS = "hours"
+    DAYS = "days"
+    CALENDAR_HOURS = "calendar_hours"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A response or resolution target: N support hours, N support days, or N calendar hours."""
+
+    kind: TargetKind
+    amount: float
+
+    def describe(self) -> str:
+        unit = {
+            TargetKind.SUPPORT_HOURS: "support hours",
+            TargetKind.DAYS: "support days",
+            TargetKind.CALENDAR_HOURS: "calendar hours",
+        }[self.kind]
+        return f"{self.amount:g} {unit}"
+
+
+@dataclass(frozen=True, slots=True)
+class PriorityTargets:
+    """What one priority gets on one plan. `calendar` overrides the plan's calendars."""
+
+    response: Target | None = None
+    resolution: Target | None = None
+    calendar: str | None = None
+    on_call: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    response_calendar: str
+    resolution_calendar: str
+    channels: frozenset[ChannelKind]
+    nominated_channels: frozenset[ChannelKind]
+    designated_required: bool
+    designated_limit: int | None
+    quota: int | None
+    targets: Mapping[str, PriorityTargets]
+
+
+@dataclass(frozen=True)
+class PriorityRules:
+    """How a request's priority is chosen (the decision itself lives in the pipeline)."""
+
+    order: tuple[str, ...]  # lowest first
+    default: str
+    by_channel: Mapping[ChannelKind, str]
+    urgent: str | None  # what an urgent marker raises the priority to
+    subject_prefixes: Mapping[str, str]  # "urgent" -> priority, for a leading "Urgent:"
+    by_severity: Mapping[int, str]
+    by_category: Mapping[str, str]
+
+    def rank(self, priority: str) -> int:
+        return self.order.index(priority)
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    title: str
+    source: str
+    zone: str  # where its people are: the zone deadlines are shown in
+    calendars: Mapping[str, Calendar]
+    plans: Mapping[str, Plan]
+    priorities: PriorityRules
+    support_period_months: int | None
+    unidentified_sla: bool
+    regional_calendars: frozenset[str]  # calendars that follow the organization's region zone
+    # Memo of resolved (plan, priority, region) schedules; derived from the fields above.
+    _schedules: dict[tuple[str, str, str | None], _Schedule] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def plan(self, name: str) -> Plan:
+        try:
+            return self.plans[name]
+        except KeyError:
+            known = ", ".join(self.plans)
+            raise InputRefusedError(
+                f"policy {self.name!r} has no plan {name!r} (plans: {known})"
+            ) from None
+
+    def check_priority(self, name: str) -> None:
+        if name not in self.priorities.order:
+            known = ", ".join(self.priorities.order)
+            raise InputRefusedError(
+                f"policy {self.name!r} has no priority {name!r} (priorities: {known})"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Basis:
+    """How one deadline was computed: the target and the clock it ran on."""
+
+    what: str  # "first response" or "resolution"
+    target: Target | None
+    calendar: str  # the calendar's name in the policy, or "24x7"
+    zone: str
+
+    def explain(self) -> str:
+        if self.target is None:
+            return f"{self.what}: no target in the policy"
+        where = "24x7" if self.calendar == "24x7" else f"calendar {self.calendar!r} ({self.zone})"
+        return f"{self.what}: {self.target.describe()} on {where}"
+
+
+@dataclass(frozen=True, slots=True)
+class Deadlines:
+    """The deadlines of one request, with how each was computed (for the decision record)."""
+
+    clock_starts: datetime
+    first_response_due: datetime | None
+    resolution_due: datetime | None
+    on_call: bool
+    rule: str  # "policy plan P, priority Q"
+    response_basis: Basis
+    resolution_basis: Basis
+
+    @property
+    def explanation(self) -> tuple[str, ...]:
+        return (self.rule, self.response_basis.explain(), self.resolution_basis.explain())
+
+
+def _calendar(policy: Policy, name: str, region: str | None) -> Calendar:
+    cal = policy.calendars[name]
+    if region and name in policy.regional_calendars and region != cal.zone:
+        return _regional(cal, region)
+    return cal
+
+
+@cache
+def _regional(cal: Calendar, zone: str) -> Calendar:
+    # Memoized so each (calendar, zone) builds its year tables once.
+    return replace(cal, zone=zone, _years={})
+
+
+def basis_calendar(policy: Policy, basis: Basis) -> Calendar:
+    """The calendar a deadline ran on, from how it was computed (its Basis)."""
+    if basis.calendar == "24x7":
+        return TWENTY_FOUR_SEVEN
+    cal = policy.calendars[basis.calendar]
+    return cal if cal.zone == basis.zone else _regional(cal, basis.zone)
+
+
+def _amount(target: Target, cal: Calendar) -> tuple[Calendar, timedelta]:
+    if target.kind is TargetKind.CALENDAR_HOURS:
+        return TWENTY_FOUR_SEVEN, timedelta(hours=target.amount)
+    if target.kind is TargetKind.DAYS:
+        day = cal.day_length()
+        if day is None:  # the loader refuses this; kept as a clear error for hand-built models
+            raise InputRefusedError("a days target needs a calendar whose days are equal")
+        return cal, day * target.amount
+    return cal, timedelta(hours=target.amount)
+
+
+def _leg(
+    target: Target | None, cal: Calendar, cal_name: str, what: str
+) -> tuple[tuple[Calendar, timedelta] | None, Basis]:
+    """One deadline's clock and amount, resolved once per schedule."""
+    if target is None:
+        return None, Basis(what, None, cal_name, cal.zone)
+    run_on, amount = _amount(target, cal)
+    basis = Basis(what, target, "24x7" if run_on.always else cal_name, run_on.zone)
+    return (run_on, amount), basis
+
+
+@dataclass(frozen=True, slots=True)
+class _Schedule:
+    """Everything `compute_deadlines` needs for one (plan, priority, region), resolved."""
+
+    rule: str
+    on_call: bool
+    start: Calendar
+    response: tuple[Calendar, timedelta] | None
+    resolution: tuple[Calendar, timedelta] | None
+    response_basis: Basis
+    resolution_basis: Basis
+
+
+def _schedule(policy: Policy, plan_name: str, priority: str, region: str | None) -> _Schedule:
+    key = (plan_name, priority, region if policy.regional_calendars else None)
+    found = policy._schedules.get(key)
+    if found is not None:
+        return found
+    plan = policy.plan(plan_name)
+    policy.check_priority(priority)
+    targets = plan.targets[priority]
+    response_name = targets.calendar or plan.response_calendar
+    resolution_name = targets.calendar or plan.resolution_calendar
+    response_cal = _calendar(policy, response_name, region)
+    response, response_basis = _leg(targets.response, response_cal, response_name, "first response")
+    resolution, resolution_basis = _leg(
+        targets.resolution,
+        _calendar(policy, resolution_name, region),
+        resolution_name,
+        "resolution",
+    )
+    # The clock starts on the first-response calendar (24x7 for a calendar-hours target).
+    found = policy._schedules[key] = _Schedule(
+        rule=f"{policy.name} plan {plan.name}, priority {priority}",
+        on_call=targets.on_call,
+        start=response[0] if response else response_cal,
+        response=response,
+        resolution=resolution,
+        response_basis=response_basis,
+        resolution_basis=resolution_basis,
+    )
+    return found
+
+
+def _due(leg: tuple[Calendar, timedelta] | None, received: datetime) -> datetime | None:
+    return None if leg is None else add_support_time(leg[0], received, leg[1])
+
+
+def compute_deadlines(
+    policy: Policy, plan_name: str, priority: str, received: datetime, region: str | None = None
+) -> Deadlines:
+    """Clock start and deadlines for a request received at `received` (an aware datetime).
+
+    `region` is the organization's IANA zone, used by calendars marked regional (Scalr's
+    "business hours in regional market").
+    """
+    plan = _schedule(policy, plan_name, priority, region)
+    return Deadlines(
+        clock_starts=clock_starts(plan.start, received),
+        first_response_due=_due(plan.response, received),
+        resolution_due=_due(plan.resolution, received),
+        on_call=plan.on_call,
+        rule=plan.rule,
+        response_basis=plan.response_basis,
+        resolution_basis=plan.resolution_basis,
+    )
