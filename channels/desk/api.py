@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 from channels.web.app import RoutesFactory
 from intake.desk.actions import (
     Action,
+    QueueFilter,
     StatusConflictError,
     TicketNotFoundError,
     act,
@@ -36,7 +37,6 @@ from intake.errors import InputRefusedError, TransientError
 from intake.messages import ChannelKind, Intake
 from intake.pipeline import references
 from intake.ratelimit import FailureBackoff
-from storage.tickets import TicketFilter
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ class AgentApi:
         if unknown:
             raise InputRefusedError(f"unknown parameter {unknown[0]!r}")
         overdue = _flag(query.get("overdue", ""), "overdue")
-        where = TicketFilter(
+        where = QueueFilter(
             channel=_channel(query.get("channel")),
             organization=query.get("organization"),
             priority=query.get("priority"),

@@ -35,13 +35,12 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from channels.web.callback import csrf_token, csrf_valid
-from intake.desk.actions import TicketNotFoundError, ticket_detail, ticket_rows
+from intake.desk.actions import QueueFilter, TicketNotFoundError, ticket_detail, ticket_rows
 from intake.desk.agents import agent_for_password
 from intake.errors import InputRefusedError, TransientError
 from intake.messages import ChannelKind, Intake
 from intake.pipeline import references
 from intake.ratelimit import FailureBackoff, RateLimiter
-from storage.tickets import TicketFilter
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +109,8 @@ class Filters:
             priority=str(query.get("priority") or "")[:50],
         )
 
-    def where(self) -> TicketFilter:
-        return TicketFilter(
+    def where(self) -> QueueFilter:
+        return QueueFilter(
             channel=self.channel or None,
             organization=self.organization or None,
             priority=self.priority or None,
@@ -282,7 +281,7 @@ class QueuePage:
             rows, now = await self._queue_rows(filters)
             # The filters' choices: what the open queue holds now.
             choices = await ticket_rows(
-                self.sessions, only_open=True, overdue_at=None, where=TicketFilter(),
+                self.sessions, only_open=True, overdue_at=None, where=QueueFilter(),
                 limit=500, offset=0,
             )  # fmt: skip
         except InputRefusedError as exc:

@@ -18,11 +18,10 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.email.imap_session import (
@@ -35,8 +34,7 @@ from channels.email.inbound import inbound_from_raw
 from intake.config import ImapSettings
 from intake.errors import InputRefusedError, IntakeError, TransientError
 from intake.messages import Intake, Receipt, ReceiptStatus
-from storage import mailboxes
-from storage.locks import Leadership, SoleNode
+from intake.pipeline.mailboxes import Leadership, MailboxPosition, MailboxPositions, SoleNode
 
 __all__ = [
     "BackfillResult",
@@ -89,7 +87,7 @@ class ImapChannel:
     ) -> None:
         self.settings = settings
         self.mailbox = mailbox_key(settings)
-        self._sessions = sessions
+        self._positions = MailboxPositions(sessions)
         self._clock = clock
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
@@ -241,9 +239,7 @@ class ImapChannel:
 
     async def _pass(self, session: ImapSession) -> int:
         """Take what is new in the folder; returns how many messages were handled."""
-        with _storage_errors():
-            async with self._sessions.begin() as db:
-                position = await mailboxes.get_position(db, self.mailbox)
+        position = await self._positions.get(self.mailbox)
         # Dovecot shows a selected folder's new mail only after a command that syncs it.
         await asyncio.to_thread(session.noop)
         handled = 0
@@ -266,7 +262,7 @@ class ImapChannel:
         return handled
 
     async def _catch_up(
-        self, session: ImapSession, position: mailboxes.MailboxPosition | None
+        self, session: ImapSession, position: MailboxPosition | None
     ) -> tuple[int, int] | None:
         """First run: the unseen backlog. New UIDVALIDITY: the whole folder, again.
 
@@ -311,19 +307,9 @@ class ImapChannel:
         log.info("IMAP %s: UID %d %s %s", self.mailbox, uid, outcome.status, outcome.reference)
 
     async def _save(self, uidvalidity: int, last_uid: int) -> None:
-        with _storage_errors():
-            async with self._sessions.begin() as db:
-                await mailboxes.save_position(
-                    db, self.mailbox, uidvalidity=uidvalidity, last_uid=last_uid, at=self._clock()
-                )
-
-
-@contextlib.contextmanager
-def _storage_errors() -> Iterator[None]:
-    try:
-        yield
-    except (SQLAlchemyError, OSError) as exc:
-        raise TransientError(f"mailbox state: storage unavailable: {type(exc).__name__}") from exc
+        await self._positions.save(
+            self.mailbox, uidvalidity=uidvalidity, last_uid=last_uid, at=self._clock()
+        )
 
 
 async def _feed(intake: Intake, raw: bytes, clock: Callable[[], datetime]) -> Receipt | None:

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 from telegram import KeyboardButton
 
+from intake.contacts.chats import Link, LinkResult, TicketStatus
 from intake.pipeline.references import format_reference
-from storage.telegram_state import Link, LinkResult, TicketStatus
 
 SHARE_PHONE = "Share my phone number"
 

@@ -21,12 +21,12 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 from channels.telegram import replies as replies
 from channels.telegram.inbound import Command, command_of, to_inbound
 from channels.telegram.wire import NO_PREVIEW, fit_text
+from intake.contacts.chats import ChatAccounts
 from intake.contacts.values import normalize_phone
 from intake.errors import InputRefusedError, TransientError
 from intake.messages import Intake, Receipt
 from intake.pipeline.references import format_reference, parse_reference
 from intake.ratelimit import RateLimitedError
-from storage import telegram_state
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class UpdateHandler:
         max_file_bytes: int,
     ) -> None:
         self.bot = bot
-        self.sessions = sessions
+        self.accounts = ChatAccounts(sessions)
         self.clock = clock
         self.max_file_bytes = max_file_bytes
 
@@ -120,8 +120,7 @@ class UpdateHandler:
         ticket_id = parse_reference(argument)
         if ticket_id is None:
             return replies.STATUS_USAGE
-        async with self.sessions() as session:
-            found = await telegram_state.ticket_status_for(session, ticket_id, f"tg:{user_id}")
+        found = await self.accounts.ticket_status(ticket_id, f"tg:{user_id}")
         if found is None:  # someone else's ticket reads exactly like a missing one
             return replies.no_such_ticket(format_reference(ticket_id))
         return replies.status(found)
@@ -136,8 +135,7 @@ class UpdateHandler:
         except ValueError:
             await self._say(message, replies.NOT_MATCHED, ReplyKeyboardRemove())
             return
-        async with self.sessions.begin() as session:
-            link = await telegram_state.link_telegram(session, phone, str(user_id))
+        link = await self.accounts.link(phone, str(user_id))
         log.info("Telegram user %d shared their phone: %s", user_id, link.result)
         await self._say(message, replies.linked(link), ReplyKeyboardRemove())
 

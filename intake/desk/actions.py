@@ -230,19 +230,29 @@ async def change_ticket(
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class QueueFilter:
+    """What an agent narrows the queue to; None means any."""
+
+    channel: str | None = None
+    organization: str | None = None  # the organization's name
+    priority: str | None = None
+
+
 async def ticket_rows(
     sessions: async_sessionmaker[AsyncSession],
     *,
     only_open: bool,
     overdue_at: datetime | None,
-    where: tickets.TicketFilter,
+    where: QueueFilter,
     limit: int,
     offset: int,
 ) -> list[dict[str, Any]]:
     """The queue, soonest deadline first, as `intake tickets list --json` rows."""
     async with storage_errors(), sessions() as session:
         found = await tickets.list_tickets(
-            session, only_open=only_open, overdue_at=overdue_at, where=where, limit=limit,
+            session, only_open=only_open, overdue_at=overdue_at, limit=limit,
+            where=tickets.TicketFilter(where.channel, where.organization, where.priority),
             offset=offset,
         )  # fmt: skip
     return [ticket_json(t) for t in found]
