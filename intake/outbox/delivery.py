@@ -99,6 +99,7 @@ class Deliverer:
     on_result: Callable[[str, str, str], None] | None = None
     # Where agents hear of an acknowledgement that failed for good: (channel, recipient).
     alert_to: Sequence[tuple[str, str]] = ()
+    _bell: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
 
     async def run_once(self) -> int:
         """Deliver what is due now; returns how many notices were attempted."""
@@ -147,18 +148,31 @@ class Deliverer:
             held.ids &= kept
             held.until = until
 
+    def wake(self) -> None:
+        """Ring the bell: notices were just committed, so the next pass starts now instead of
+        at the next poll (the pipeline's group commit rings it after every commit)."""
+        self._bell.set()
+
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            self._bell.clear()  # a commit during the pass rings it again
             try:
                 attempted = await self.run_once()
             except Exception:  # the database may be away; keep the loop alive
                 log.exception("outbox delivery pass failed")
                 attempted = 0
             if attempted < self.batch:
-                try:
-                    await asyncio.wait_for(stop.wait(), self.idle)
-                except TimeoutError:
-                    pass
+                await self._pause(stop)
+
+    async def _pause(self, stop: asyncio.Event) -> None:
+        """Until the bell rings, `stop` is set or `idle` seconds pass (others queue notices
+        too: agents' actions, the SLA watcher, other nodes)."""
+        waits = {asyncio.ensure_future(self._bell.wait()), asyncio.ensure_future(stop.wait())}
+        try:
+            await asyncio.wait(waits, timeout=self.idle, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     async def _attempt(self, item: OutboxItem) -> Outcome:
         replier = self.repliers.get(item.channel)

@@ -293,3 +293,24 @@ async def test_a_dead_holders_notices_are_taken_over_when_its_lease_runs_out(
     assert attempted == 3
     assert [a.to for a in survivor_replier.sent] == [f"customer{n}@example.org" for n in range(3)]
     assert {r.status for r in await rows(storage)} == {"sent"}
+
+
+async def test_the_bell_starts_a_pass_at_once(storage: ReopenableStorage) -> None:
+    """Rung after a commit, the deliverer sends what was queued without waiting for its next
+    poll (an hour here, so without the bell this test would time out)."""
+    replier = Recorder()
+    deliverer = Deliverer(storage.sessions, {"email": replier}, idle=3600)
+    stop = asyncio.Event()
+    running = asyncio.create_task(deliverer.run(stop))
+    try:
+        await asyncio.sleep(0.2)  # its first pass found nothing; now it waits
+        await queue(storage, 2)
+        deliverer.wake()
+        async with asyncio.timeout(30):
+            while len(replier.sent) < 2:
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        async with asyncio.timeout(30):
+            await running
+    assert [a.to for a in replier.sent] == ["customer0@example.org", "customer1@example.org"]
