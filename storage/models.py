@@ -260,6 +260,21 @@ class Agent(Base):
     name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime]
+    # Set by `intake agents deactivate`: no login, no token, no session from then on.
+    deactivated_at: Mapped[datetime | None]
+
+
+class AgentSession(Base):
+    """A logged-in page session, stored only as the hash of its cookie; logging out, or the
+    agent's deactivation, deletes it, so the cookie stops working at once."""
+
+    __tablename__ = "agent_sessions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
 
 
 class ApiToken(Base):
