@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -73,8 +73,35 @@ class SmtpSettings(_Section):
     timeout_seconds: float = Field(default=300, gt=0)  # idle client is dropped after this
 
 
-class ImapSettings(_Section):
+class OAuth2ClientSettings(_Section):
+    """The `oauth2_*` keys of a mailbox login ([imap], [outbound.smtp]); channels.email.oauth2."""
+
+    auth: str = "password"
+    oauth2_token_url: str = ""  # the provider's token endpoint
+    oauth2_client_id: str = ""
+    oauth2_client_secret: SecretStr = SecretStr("")  # empty: a public client
+    oauth2_refresh_token: SecretStr = SecretStr("")  # delegated access; empty: client credentials
+    oauth2_scope: str = ""  # space-separated
+    # XOAUTH2 (Microsoft and Google) or OAUTHBEARER (RFC 7628; Google, not Microsoft).
+    oauth2_mechanism: Literal["xoauth2", "oauthbearer"] = "xoauth2"
+
+    @model_validator(mode="after")
+    def _oauth2_complete(self) -> OAuth2ClientSettings:
+        if self.auth != "oauth2":
+            return self
+        if not self.oauth2_client_id:
+            raise ValueError('oauth2_client_id: required with auth = "oauth2"')
+        url = self.oauth2_token_url
+        # Plain HTTP only on loopback (a local authorization server); the secrets travel in it.
+        loopback = url.startswith(("http://127.0.0.1", "http://[::1]", "http://localhost"))
+        if not (url.startswith("https://") or loopback):
+            raise ValueError('oauth2_token_url: an https:// URL is required with auth = "oauth2"')
+        return self
+
+
+class ImapSettings(OAuth2ClientSettings):
     enabled: bool = False
+    auth: Literal["password", "oauth2"] = "password"
     host: str = "imap.example.com"
     port: int = Field(default=993, ge=0, le=65535)
     ssl: bool = True
@@ -89,11 +116,26 @@ class ImapSettings(_Section):
     ca_file: Path | None = None  # trust this CA (a private server); default: the system's
 
 
-class OutboundSmtpSettings(_Section):
+class OutboundSmtpSettings(OAuth2ClientSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=25, ge=0, le=65535)
     # `from` is a Python keyword: the TOML key reaches this field through the alias.
     from_address: str = Field(default="support@support.example.com", alias="from")
+    auth: Literal["none", "password", "oauth2"] = "none"
+    user: str = ""  # the login of "password" and "oauth2" (the mailbox the token is for)
+    password: SecretStr = SecretStr("")
+    ssl: bool = False  # implicit TLS (submissions, port 465)
+    starttls: bool = False  # require STARTTLS (submission, port 587); otherwise used if offered
+    ca_file: Path | None = None  # trust this CA (a private relay); default: the system's
+
+    @model_validator(mode="after")
+    def _credentials_over_tls(self) -> OutboundSmtpSettings:
+        if self.auth != "none" and not (self.ssl or self.starttls):
+            # Credentials and tokens never cross the network in the clear.
+            raise ValueError("auth: needs ssl = true or starttls = true")
+        if self.auth != "none" and not self.user:
+            raise ValueError(f'user: required with auth = "{self.auth}"')
+        return self
 
 
 class OutboundSettings(_Section):
