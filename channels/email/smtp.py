@@ -389,6 +389,8 @@ async def _bearer_auth(client: aiosmtplib.SMTP, settings: OutboundSmtpSettings, 
         await client.auth_xoauth2(settings.user, token)
         return
     # RFC 7628 OAUTHBEARER, which aiosmtplib does not name: the same exchange by hand.
+    if client.last_ehlo_response is None:  # after STARTTLS the relay wants EHLO again
+        await client.ehlo()
     user = settings.user.replace("=", "=3D").replace(",", "=2C")
     initial = f"n,a={user},\x01auth=Bearer {token}\x01\x01".encode()
     response = await client.execute_command(b"AUTH", b"OAUTHBEARER", base64.b64encode(initial))
