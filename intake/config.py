@@ -310,4 +310,9 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         key = ".".join(str(part) for part in error["loc"])
-        raise ConfigError(key, error["msg"], source=source) from None
+        problem = error["msg"]
+        if error["type"] == "value_error":  # a section's own check says "key: problem"
+            field, colon, said = str(error.get("ctx", {}).get("error", "")).partition(": ")
+            if colon and field.isidentifier():
+                key, problem = f"{key}.{field}", said
+        raise ConfigError(key, problem, source=source) from None

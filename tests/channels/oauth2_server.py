@@ -51,6 +51,8 @@ class AuthorizationServer:
     def __init__(self, user: str, *, lifetime: int = 3600) -> None:
         self.user = user  # whose mailbox every token opens (the app's, too)
         self.lifetime = lifetime  # `expires_in` of the tokens it grants
+        # Microsoft's way: each refresh grant hands out a new refresh token; the old one ends.
+        self.rotate = False
         self.client_id, self.client_secret = CLIENT_ID, CLIENT_SECRET
         self.refresh_token = "refresh-" + secrets.token_urlsafe(16)
         self.grants: list[Grant] = []
@@ -120,7 +122,10 @@ class AuthorizationServer:
         elif grant_type != "client_credentials":
             return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
         grant.issued = self.issue()
-        answer = {"access_token": grant.issued, "token_type": "Bearer"}
+        answer: dict[str, object] = {"access_token": grant.issued, "token_type": "Bearer"}
+        if self.rotate and grant_type == "refresh_token":
+            self.refresh_token = "refresh-" + secrets.token_urlsafe(16)
+            answer["refresh_token"] = self.refresh_token
         return JSONResponse(answer | {"expires_in": self.lifetime})
 
     async def _introspect(self, request: Request) -> Response:
