@@ -22,7 +22,7 @@ import requests
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 
-from intake.config import OAuth2ClientSettings
+from intake.config import ImapSettings, OutboundSmtpSettings
 from intake.errors import ConfigError, TransientError
 from intake.redact import mask_later
 
@@ -51,7 +51,7 @@ class AccessTokens:
 
     def __init__(
         self,
-        settings: OAuth2ClientSettings,
+        settings: ImapSettings | OutboundSmtpSettings,
         section: str,
         *,
         margin: float = MARGIN_SECONDS,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
 
@@ -43,23 +42,6 @@ from intake.config import ImapSettings, WebSettings
 from intake.errors import ConfigError
 
 sqlite_only = pytest.mark.parametrize("storage", ["sqlite"], indirect=True)
-
-
-@pytest.fixture
-def authorization() -> Iterator[AuthorizationServer]:
-    server = AuthorizationServer("support@example.com")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def oauth2_dovecot(
-    make_dovecot: Callable[..., Dovecot], authorization: AuthorizationServer
-) -> Dovecot:
-    return make_dovecot(
-        introspection_url=authorization.introspection_url, bearer=authorization.issue
-    )
 
 
 def oauth2_settings(

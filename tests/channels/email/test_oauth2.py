@@ -4,7 +4,6 @@ authorization server), cached until shortly before they expire, never in a log l
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,14 +15,6 @@ from starlette.routing import Route
 from channels.email.oauth2 import AccessTokens, TokenEndpointError, TokenRefusedError
 from intake.config import ImapSettings, Settings
 from intake.redact import MASK, redact_logs, secrets_of
-
-
-@pytest.fixture
-def authorization() -> Iterator[AuthorizationServer]:
-    server = AuthorizationServer("support@example.com")
-    server.start()
-    yield server
-    server.stop()
 
 
 class Clock:

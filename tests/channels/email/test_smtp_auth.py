@@ -14,7 +14,7 @@ import json
 import logging
 import ssl
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +22,6 @@ from typing import Any
 
 import httpx
 import pytest
-import trustme
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from oauth2_server import AuthorizationServer
 from pydantic import SecretStr
@@ -123,25 +122,6 @@ class Relay:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
-
-
-@pytest.fixture(scope="module")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, Path]:
-    """The relay's TLS context and the PEM file of the private CA that issued its certificate."""
-    authority = trustme.CA()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    authority.issue_cert("127.0.0.1").configure_cert(context)
-    ca = tmp_path_factory.mktemp("ca") / "ca.pem"
-    authority.cert_pem.write_to_path(str(ca))
-    return context, ca
-
-
-@pytest.fixture
-def authorization() -> Iterator[AuthorizationServer]:
-    server = AuthorizationServer(USER)
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=["starttls", "implicit"])
