@@ -130,11 +130,15 @@ class AccessTokens:
         problem = f"the token endpoint refused it: {error}" + (
             f" ({description})" if description else ""
         )
-        if error in REFUSALS:
-            key = "oauth2_refresh_token" if self._refresh and error == "invalid_grant" else ""
-            key = key or ("oauth2_scope" if error == "invalid_scope" else "oauth2_client_id")
-            return TokenRefusedError(f"{self.section}.{key}", problem)
-        return TokenEndpointError(f"OAuth2 {problem}")
+        if error not in REFUSALS:
+            return TokenEndpointError(f"OAuth2 {problem}")
+        if error == "invalid_grant" and self._refresh:
+            field = "oauth2_refresh_token"
+        elif error == "invalid_scope":
+            field = "oauth2_scope"
+        else:  # the client id or its secret
+            field = "oauth2_client_id"
+        return TokenRefusedError(f"{self.section}.{field}", problem)
 
     def _keep(self, answer: dict[str, Any], started: float) -> str:
         token = answer.get("access_token")

@@ -155,3 +155,13 @@ def test_incomplete_oauth2_settings_are_refused(
 ) -> None:
     with pytest.raises(ValueError, match=problem):
         settings(authorization, **values)
+
+
+def test_a_scope_the_provider_refuses_names_the_scope(authorization: AuthorizationServer) -> None:
+    async def refusing(request: Any) -> Any:
+        return JSONResponse({"error": "invalid_scope"}, status_code=400)
+
+    authorization.app.router.routes[0] = Route("/token", refusing, methods=["POST"])
+    with pytest.raises(TokenRefusedError) as refused:
+        AccessTokens(settings(authorization), "imap").get()
+    assert refused.value.key == "imap.oauth2_scope"
