@@ -197,12 +197,18 @@ class Service:
                     factories,
                     health_check=self.ping,
                     client_limiter=RateLimiter.optional(per_client, 60),
+                    problems=self.problems,
                 )
             )
         for channel in self.channels:
             await channel.start(self.intake)
         self._delivering = asyncio.create_task(self.deliverer.run(self.stopping))
         self._watching = asyncio.create_task(self.watcher.run(self.stopping))
+
+    def problems(self) -> list[str]:
+        """What /healthz names beside the database: channels that need an administrator."""
+        found = (getattr(channel, "problem", None) for channel in self.channels)
+        return [problem for problem in found if isinstance(problem, str) and problem]
 
     async def ping(self) -> None:
         """What /healthz asks: does the database answer?"""
