@@ -177,11 +177,13 @@ class PostmarkSettings(_Section):
 
 
 class SendgridSettings(_Section):
-    """SendGrid Inbound Parse posting the raw MIME; its URL carries basic-auth credentials."""
+    """SendGrid Inbound Parse posting the raw MIME; its URL carries basic-auth credentials,
+    and/or a Parse security policy signs each post (ECDSA, checked with `public_key`)."""
 
     enabled: bool = False
     user: str = ""
     password: SecretStr = SecretStr("")
+    public_key: str = ""  # the policy's signature public key (base64), as SendGrid shows it
     max_request_bytes: int = Field(default=41_943_040, ge=1024)  # 30 MB of mail, form-encoded
 
 

@@ -44,9 +44,11 @@ def mail_post_routes(
         if not mailgun.signing_key.get_secret_value():
             raise ConfigError("mailgun.signing_key", "must be set when [mailgun] is enabled")
         posts.append(MailgunPosts(mailgun, clock=clock, tokens=tokens))
-    for name, basic in (("postmark", postmark), ("sendgrid", sendgrid)):
-        if basic.enabled and not (basic.user and basic.password.get_secret_value()):
-            raise ConfigError(f"{name}.password", f"user and password must be set for [{name}]")
+    if postmark.enabled and not (postmark.user and postmark.password.get_secret_value()):
+        raise ConfigError("postmark.password", "user and password must be set for [postmark]")
+    basic = bool(sendgrid.user and sendgrid.password.get_secret_value())
+    if sendgrid.enabled and not (basic or sendgrid.public_key):
+        raise ConfigError("sendgrid.password", "set user and password, or public_key")
     if postmark.enabled:
         posts.append(PostmarkPosts(postmark, clock=clock))
     if sendgrid.enabled:

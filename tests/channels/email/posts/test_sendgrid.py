@@ -4,18 +4,23 @@ and PostgreSQL. The fields follow SendGrid's documented raw-mode post."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from mail_posts import NOW, Desk, desk_for, mail, multipart, refuse, serving
 from pydantic import SecretStr
 
 from channels.email.posts import mail_post_routes
 from intake.cli.app import Storage
 from intake.config import MailgunSettings, PostmarkSettings, SendgridSettings, SesSettings
+from intake.errors import ConfigError
 from storage.webhook_tokens import SeenTokens
 
 USER, PASSWORD = "parse", "an-inbound-parse-secret"
@@ -121,3 +126,80 @@ async def test_malformed_empty_or_oversized_posts_are_refused(storage: Storage) 
 async def test_storage_away_is_503(storage: Storage) -> None:
     async with serving(routes(storage), refuse) as client:
         assert await post(client, mail()) == 503
+
+
+def ecdsa_key() -> tuple[ec.EllipticCurvePrivateKey, str]:
+    """A P-256 key pair; the public half as SendGrid's API shows it (base64 DER)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    der = key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return key, base64.b64encode(der).decode()
+
+
+def signed_headers(key: ec.EllipticCurvePrivateKey, body: bytes, timestamp: str) -> dict[str, str]:
+    """What a Parse security policy with signature verification adds to a post."""
+    signature = key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+    return {
+        "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+        "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
+    }
+
+
+async def test_signed_parse_posts_are_checked_with_the_policys_public_key(
+    storage: Storage,
+) -> None:
+    key, public = ecdsa_key()
+    other, _ = ecdsa_key()
+    factory = mail_post_routes(
+        mailgun=MailgunSettings(),
+        postmark=PostmarkSettings(),
+        sendgrid=SendgridSettings(enabled=True, public_key=public),
+        ses=SesSettings(),
+        clock=lambda: NOW,
+        tokens=SeenTokens(storage.sessions),
+    )
+    body, content_type = parse_post(mail())
+    timestamp = str(int(NOW.timestamp()))
+    good = signed_headers(key, body, timestamp) | {"content-type": content_type}
+    async with desk_for(storage, factory) as desk:
+        forged = [
+            signed_headers(other, body, timestamp),
+            signed_headers(key, body, str(int(timestamp) + 1))
+            | {"X-Twilio-Email-Event-Webhook-Timestamp": timestamp},
+            {"X-Twilio-Email-Event-Webhook-Timestamp": timestamp},
+            good | {"X-Twilio-Email-Event-Webhook-Signature": "***"},
+        ]
+        statuses = [
+            (
+                await desk.client.post(
+                    PATH, content=body, headers=h | {"content-type": content_type}
+                )
+            ).status_code
+            for h in forged
+        ]
+        tampered = body.replace(b"error 500", b"error 501")
+        statuses.append((await desk.client.post(PATH, content=tampered, headers=good)).status_code)
+        assert statuses == [403] * 5
+        assert await desk.tickets() == []
+        first = await desk.client.post(PATH, content=body, headers=good)
+        replay = await desk.client.post(PATH, content=body, headers=good)
+        assert (first.status_code, replay.status_code) == (200, 200)
+        assert len(await desk.tickets()) == 1  # a replay brings only the same message
+
+
+def test_a_bad_public_key_or_no_credentials_is_a_config_error() -> None:
+    async def never(**post: object) -> bool:
+        raise AssertionError
+
+    for settings in (
+        SendgridSettings(enabled=True, public_key="bm90IGEga2V5"),
+        SendgridSettings(enabled=True, user="parse"),
+    ):
+        with pytest.raises(ConfigError, match=r"sendgrid\."):
+            mail_post_routes(
+                mailgun=MailgunSettings(),
+                postmark=PostmarkSettings(),
+                sendgrid=settings,
+                ses=SesSettings(),
+                clock=lambda: NOW,
+                tokens=never,
+            )
