@@ -27,6 +27,8 @@ from intake.messages import Intake
 log = logging.getLogger(__name__)
 
 MAILGUN_PATH = "/webhooks/mail/mailgun"
+# Mailgun posts the raw MIME only to a forward() URL ending in "mime": this one does.
+MAILGUN_MIME_PATH = "/webhooks/mail/mailgun/mime"
 MAX_SKEW_SECONDS = 300
 MAX_TOKEN = 128
 
@@ -58,7 +60,10 @@ class MailgunPosts:
         async def post(request: Request) -> Response:
             return await self.post(request, intake)
 
-        return [Route(MAILGUN_PATH, post, methods=["POST"])]
+        return [
+            Route(MAILGUN_PATH, post, methods=["POST"]),
+            Route(MAILGUN_MIME_PATH, post, methods=["POST"]),
+        ]
 
     def verify(self, timestamp: str, token: str, signature: str) -> None:
         """403 unless Mailgun signed this timestamp and token, recently."""
@@ -77,7 +82,10 @@ class MailgunPosts:
         fields = form_fields(request.headers.get("content-type", ""), body)
         token = text_field(fields, "token", 1000)
         self.verify(text_field(fields, "timestamp", 20), token, text_field(fields, "signature"))
-        raw = fields.get("body-mime", b"")
+        if "body-mime" not in fields:
+            log.warning("refused a Mailgun post: no body-mime (the forward URL must end in mime)")
+            return PlainTextResponse("no body-mime: forward to a URL ending in mime\n", 400)
+        raw = fields["body-mime"]
         digest = hashlib.sha256(raw).hexdigest()
         try:
             fresh = await self.tokens(

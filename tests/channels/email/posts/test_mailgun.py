@@ -90,6 +90,19 @@ async def test_signed_forward_is_one_ticket_and_mailguns_retry_the_same(desk: De
     assert "error 500 since this morning" in message.text
 
 
+async def test_the_mime_url_mailgun_needs_is_served_and_a_parsed_post_refused(
+    desk: Desk,
+) -> None:
+    body, content_type = multipart(forward(mail()))
+    headers = {"content-type": content_type}
+    response = await desk.client.post(PATH + "/mime", content=body, headers=headers)
+    assert response.status_code == 200
+    parsed = {k: v for k, v in forward(mail()).items() if k != "body-mime"}
+    parsed["body-plain"] = "Hello, the export fails."  # what a URL not ending in mime gets
+    assert await post(desk, parsed) == 400
+    assert len(await desk.tickets()) == 1
+
+
 async def test_urlencoded_forward_keeps_the_8bit_message_exact(desk: Desk) -> None:
     raw = (
         b"From: =?iso-8859-2?q?Ji=F8=ED?= <jiri@customer.example>\r\n"
