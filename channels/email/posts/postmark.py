@@ -121,7 +121,7 @@ def raw_message(data: dict[str, Any]) -> bytes:
     """The message a Postmark post carries: `RawEmail` when present, else rebuilt."""
     raw = data.get("RawEmail")
     if isinstance(raw, str) and raw.strip():
-        return raw.encode("utf-8", "surrogateescape")
+        return raw.encode("utf-8", "replace")  # a lone surrogate cannot be UTF-8
     return rebuild(data)
 
 

@@ -50,14 +50,16 @@ def received_mail(
         raise InputRefusedError("no content: SES sends mail over 150 KB without it")
     receipt = _object(notification.get("receipt"))
     action = _object(receipt.get("action"))
-    encoding = _text(action.get("encoding"), 10).lower() or encoding
+    # The action says "BASE64" or "UTF8"; the configured encoding stands in when it does not.
+    said = _text(action.get("encoding"), 10).lower().replace("-", "")
+    encoding = said if said in ("base64", "utf8") else encoding
     if encoding == "base64":
         try:
             raw = base64.b64decode(content, validate=True)
         except (binascii.Error, ValueError):
             raise InputRefusedError("content is not base64") from None
     else:
-        raw = content.encode("utf-8", "surrogateescape")
+        raw = content.encode("utf-8", "replace")  # a lone surrogate cannot be UTF-8
     mail = _object(notification.get("mail"))
     recipients = receipt.get("recipients")
     listed = recipients if isinstance(recipients, list) else []
@@ -87,11 +89,11 @@ class SesPosts:
         # SNS posts JSON as text/plain: the body is read whatever the content type says.
         body = await read_body(request, self.max_bytes)
         try:
-            message = json.loads(body)
-            if not isinstance(message, dict) or not all(
-                isinstance(v, str) for v in message.values()
-            ):
+            posted = json.loads(body)
+            if not isinstance(posted, dict):
                 raise ValueError("not an SNS message")
+            # The signed fields are strings; others (MessageAttributes) are not needed here.
+            message = {k: v for k, v in posted.items() if isinstance(v, str)}
             await self.verifier.verify(message)
             if message["TopicArn"] not in self.topics:
                 raise SnsRefusedError("not a configured topic")

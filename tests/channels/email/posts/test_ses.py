@@ -368,3 +368,16 @@ async def test_storage_away_is_503(
     async with serving(routes(storage, authority), refuse) as client:
         response = await client.post(PATH, content=json.dumps(message))
     assert response.status_code == 503
+
+
+async def test_unsigned_extras_and_odd_utf8_content_are_still_mail(
+    desk: Desk, sns: FakeSns, keys: dict[str, Any]
+) -> None:
+    ses = json.loads(received(mail("Odd bytes", message_id="<odd@customer.example>")))
+    ses["content"] = base64.b64decode(ses["content"]).decode() + "\ud800"  # not encodable
+    ses["receipt"]["action"]["encoding"] = "UTF8"
+    message: dict[str, Any] = signer(sns, keys).sign(notification(json.dumps(ses)))
+    message["MessageAttributes"] = {"origin": {"Type": "String", "Value": "ses"}}  # unsigned
+    assert await post(desk, message) == 200
+    [ticket] = await desk.tickets()
+    assert ticket.subject == "Odd bytes"
