@@ -14,11 +14,13 @@ from urllib.parse import urlencode
 import pytest
 from mail_posts import NOW, Desk, desk_for, mail, multipart, refuse, serving
 from pydantic import SecretStr
+from sqlalchemy import select
 
 from channels.email.posts import mail_post_routes
 from intake.cli.app import Storage
 from intake.config import MailgunSettings, PostmarkSettings, SendgridSettings, SesSettings
 from intake.errors import ConfigError
+from storage.models import Outbox
 from storage.webhook_tokens import SeenTokens
 
 KEY = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
@@ -215,3 +217,20 @@ def test_enabled_without_signing_key_is_a_config_error() -> None:
             clock=lambda: NOW,
             tokens=never,
         )
+
+
+async def test_a_reply_to_our_tokened_address_joins_its_ticket(desk: Desk) -> None:
+    assert await post(desk, forward(mail())) == 200
+    async with desk.storage.sessions() as session:
+        [ack] = list(await session.scalars(select(Outbox).where(Outbox.kind == "ack")))
+    reply_to = ack.payload["reply_to"]
+    assert "+" in reply_to  # our plus-address carrying the ticket's token
+    # The customer's client dropped In-Reply-To; only the envelope recipient tells.
+    reply = mail("Re: your request", message_id="<req-2@customer.example>", text="More logs.")
+    fields = forward(reply) | {"recipient": reply_to}
+    assert await post(desk, fields) == 200
+    assert len(await desk.tickets()) == 1
+    assert [m.channel_message_id for m in await desk.messages()] == [
+        "req-1@customer.example",
+        "req-2@customer.example",
+    ]
