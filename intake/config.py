@@ -160,7 +160,7 @@ class LimitsSettings(_Section):
 
 
 class MailgunSettings(_Section):
-    """Mail posted by a Mailgun route (`forward` to /webhooks/mail/mailgun, with MIME)."""
+    """Mail posted by a Mailgun route (`forward` to /webhooks/mail/mailgun/mime: raw MIME)."""
 
     enabled: bool = False
     signing_key: SecretStr = SecretStr("")  # HMAC key of each post's timestamp + token
