@@ -208,6 +208,46 @@ class LimitsSettings(_Section):
     login_delay_cap_seconds: float = Field(default=900, gt=0)  # the doubling delay stops here
 
 
+class MailgunSettings(_Section):
+    """Mail posted by a Mailgun route (`forward` to /webhooks/mail/mailgun/mime: raw MIME)."""
+
+    enabled: bool = False
+    signing_key: SecretStr = SecretStr("")  # HMAC key of each post's timestamp + token
+    max_request_bytes: int = Field(default=41_943_040, ge=1024)  # 25 MB of mail, form-encoded
+
+
+class PostmarkSettings(_Section):
+    """Postmark's inbound webhook; its URL carries these credentials (basic auth)."""
+
+    enabled: bool = False
+    user: str = ""
+    password: SecretStr = SecretStr("")
+    max_request_bytes: int = Field(default=52_428_800, ge=1024)  # 35 MB of mail, as JSON
+
+
+class SendgridSettings(_Section):
+    """SendGrid Inbound Parse posting the raw MIME; its URL carries basic-auth credentials,
+    and/or a Parse security policy signs each post (ECDSA, checked with `public_key`)."""
+
+    enabled: bool = False
+    user: str = ""
+    password: SecretStr = SecretStr("")
+    public_key: str = ""  # the policy's signature public key (base64), as SendGrid shows it
+    max_request_bytes: int = Field(default=41_943_040, ge=1024)  # 30 MB of mail, form-encoded
+
+
+class SesSettings(_Section):
+    """Amazon SES receipt rules publishing to SNS, which posts to /webhooks/mail/ses."""
+
+    enabled: bool = False
+    topic_arns: list[str] = []  # the only topics we confirm and take mail from
+    # Hosts (with an optional port) the signing certificate and SubscribeURL may come from,
+    # always over https.
+    cert_host_pattern: str = r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
+    encoding: Literal["base64", "utf8"] = "base64"  # the SNS action's, when it does not say
+    max_request_bytes: int = Field(default=1_048_576, ge=1024)  # SNS messages are <= 256 KB
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="forbid", frozen=True)
 
@@ -226,6 +266,10 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = TelegramSettings()
     authentication: AuthenticationSettings = AuthenticationSettings()
     limits: LimitsSettings = LimitsSettings()
+    mailgun: MailgunSettings = MailgunSettings()
+    postmark: PostmarkSettings = PostmarkSettings()
+    sendgrid: SendgridSettings = SendgridSettings()
+    ses: SesSettings = SesSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -37,6 +37,9 @@ def secrets_of(settings: Settings, *extra: bytes | str) -> list[str]:
         settings.telegram.token.get_secret_value(),
         settings.telegram.secret_token.get_secret_value(),
         settings.pipeline.secret.get_secret_value(),
+        settings.mailgun.signing_key.get_secret_value(),
+        settings.postmark.password.get_secret_value(),
+        settings.sendgrid.password.get_secret_value(),
     ]
     try:
         found.append(make_url(settings.database.url).password or "")

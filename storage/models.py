@@ -314,3 +314,15 @@ class SlaAlert(Base):
     deadline: Mapped[str] = mapped_column(String(32), primary_key=True)  # first_response, ...
     threshold: Mapped[str] = mapped_column(String(16), primary_key=True)  # "75%", "breach"
     at: Mapped[datetime]
+
+
+class WebhookToken(Base):
+    """A signed post's token and the digest of the message it came with: a token seen again
+    is good only with the same message (Mailgun's signature does not cover the body)."""
+
+    __tablename__ = "webhook_tokens"
+
+    provider: Mapped[str] = mapped_column(String(16), primary_key=True)
+    token: Mapped[str] = mapped_column(String(128), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of the message, hex
+    seen_at: Mapped[datetime] = mapped_column(index=True)

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from channels.desk.api import api_routes
 from channels.desk.page import page_routes
 from channels.email.imap import ImapChannel, mailbox_key
+from channels.email.posts import mail_post_routes
 from channels.email.sender_checks import sender_checks, with_upstream_verdict
 from channels.email.smtp import SmtpChannel, SmtpReplier
 from channels.telegram.channel import TelegramChannel, TelegramReplier
@@ -42,6 +43,7 @@ from intake.redact import redact_logs, secrets_of
 from storage.locks import leadership
 from storage.twilio_status import OutboxStatuses
 from storage.watch import OpenTicketCounts
+from storage.webhook_tokens import SeenTokens
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,16 @@ def web_routes(
                 statuses=OutboxStatuses(storage.sessions),
             )
         )
+    routes.append(
+        mail_post_routes(
+            mailgun=settings.mailgun,
+            postmark=settings.postmark,
+            sendgrid=settings.sendgrid,
+            ses=settings.ses,
+            clock=utc_now,
+            tokens=SeenTokens(storage.sessions),
+        )
+    )
     if metrics is not None:
         routes.append(metrics_routes(metrics, OpenTicketCounts(storage.sessions)))
     return routes
