@@ -76,7 +76,9 @@ class RuleGroup:
         candidates: dict[tuple[int, int], re.Match[str]] = {}
         for anchor in self.by_anchor.keys() & anchors.keys():
             alternation, orders = self.by_anchor[anchor]
-            for position in anchors[anchor]:
+            for position in anchors[anchor]:  # ascending
+                if position >= stop:
+                    break
                 found = alternation.match(folded, position, stop)
                 if found is not None:
                     candidates[position, orders[found.lastindex]] = found  # type: ignore[index]
@@ -128,6 +130,13 @@ class RuleSet:
     auto_reply_subject: RuleGroup = field(default_factory=RuleGroup)
     bounce_subject: RuleGroup = field(default_factory=RuleGroup)
     auto_reply_text: RuleGroup = field(default_factory=RuleGroup)
+    bounce_text: RuleGroup = field(default_factory=RuleGroup)
+    challenge_text: RuleGroup = field(default_factory=RuleGroup)
+    notification_subject: RuleGroup = field(default_factory=RuleGroup)
+    notification_text: RuleGroup = field(default_factory=RuleGroup)
+    bulk_text: RuleGroup = field(default_factory=RuleGroup)
+    bulk_line: RuleGroup = field(default_factory=RuleGroup)
+    report_subject: RuleGroup = field(default_factory=RuleGroup)
     anchor_index: AnchorIndex = field(default_factory=lambda: AnchorIndex(()))
     trigger_literals: frozenset[str] = frozenset()
 
