@@ -115,7 +115,7 @@ def accuracy(pairs: Sequence[tuple[str, str]]) -> str:
 def quality(rows: list[Row], results: list[dict[str, str]]) -> None:
     sets = {"all": range(len(rows))} | {
         part: [i for i, row in enumerate(rows) if row.path.startswith(part + "/")]
-        for part in ("real", "synthetic")
+        for part in ("real", "synthetic", "written")
     }
 
     def pairs(field: str, rows_of: Sequence[int]) -> list[tuple[str, str]]:
@@ -126,8 +126,8 @@ def quality(rows: list[Row], results: list[dict[str, str]]) -> None:
     ) -> list[tuple[bool, bool]]:
         return [(yes(e), yes(g)) for e, g in pairs(field, rows_of)]
 
-    print(f"\nquality over {len(rows)} labelled messages"
-          f" ({len(sets['real'])} real, {len(sets['synthetic'])} synthetic)")  # fmt: skip
+    print(f"\nquality over {len(rows)} labelled messages ({len(sets['real'])} real,"
+          f" {len(sets['synthetic'])} synthetic, {len(sets['written'])} written)")  # fmt: skip
     for name, members in sets.items():
         print(f"  [{name}]")
         print(f"    urgent marker              {prf(flags('urgent', _yes, members))}")
