@@ -80,6 +80,8 @@ _INTRODUCED = re.compile(r":[ \t]*\n")
 # and bars around link texts ("[Unsubscribe]", "| Manage preferences |", "※").
 _LEAD = " \t*[(#=>|<-\u2022\u00b7\u203b\u25a0\u3010"
 _BLANKS = re.compile(r"\s*")
+# A forward's subject prefix (en, de "WG", fr "TR", es "RV", pt "ENC"): machines never add one.
+_FORWARDED = re.compile(r"\s*(?:\[[^\]\n]{0,30}\]\s*)?(?:fw|fwd|wg|tr|rv|enc)\s*:")
 _SENTENCE_ENDS = (".", "!", "?", "\u3002", "\uff01", "\uff1f")
 
 # Mailers named in X-Mailer / User-Agent. Mass-mailing software sends bulk mail; issue
@@ -377,6 +379,8 @@ def _is_hint(rule: str) -> bool:
 
 
 def _subject(document: Document, rules: RuleSet) -> list[Found]:
+    if _FORWARDED.match(document.folded, 0, document.subject_end):
+        return []  # "Fwd: Undeliverable: ...": a person passes a machine's mail on
     findings: list[Found] = []
     for group, kind in ((rules.bounce_subject, "bounce"), (rules.auto_reply_subject, "auto_reply")):
         findings.extend(_found(document, kind, group.match(document.folded, document.subject_end)))

@@ -95,6 +95,12 @@ def test_header_traits(
         ("Backup job failed on DB01", [("From", "reports@example.com")], NOTE),
         ("Ticket #88213 was updated", [("X-Loop", "helpdesk@example.com")], NOTE),
         ("Automation of our approvals", [], None),
+        ("[Success] Daily Backup Job (3 VMs)", [], None),
+        ("[Success] Daily Backup Job (3 VMs)", [("X-Loop", "x")], NOTE),
+        # a person forwards a machine's mail: its subject is not ours to read
+        ("Fwd: Undeliverable: Order 5512", [], None),
+        ("[EXT] WG: Automatische Antwort: Ihre Anfrage", [], None),
+        ("FW: [AUTO GENERATED] Job failed", [], None),
         ("配信エラーについて", [], None),  # "about delivery errors": a customer's subject
     ],
 )
@@ -125,6 +131,13 @@ def test_subject_traits(
         "Uw bericht kon niet worden afgeleverd bij jan@example.nl",
         "Twoja wiadomość nie mogła zostać dostarczona do odbiorcy.",
         "お客様が送信されたメールは、以下の理由により配信できませんでした。",
+        "Your message\n\n  Subject: Re: Offer\n\nwas not delivered to:\n\n  jan@example.cz",
+        "Error al entregar el mensaje a estos destinatarios o grupos:",
+        "La remise à ces destinataires ou groupes a échoué :",
+        "Fehler bei der Zustellung der Nachricht an folgende Empfänger:",
+        "Doručení těmto příjemcům nebo skupinám se nezdařilo:",
+        "Recapito non riuscito a questi destinatari o gruppi:",
+        "Dostarczenie do tych adresatów lub grup nie powiodło się:",
     ],
 )
 def test_delivery_reports_dressed_as_replies(run: Classify, text: str) -> None:
@@ -177,6 +190,9 @@ def test_delivery_status_fields_in_the_text(run: Classify) -> None:
         ("Merci de confirmer votre adresse afin que votre message soit remis.", AUTO),
         ("Confirme su dirección para que su mensaje sea entregado.", AUTO),
         ("Potvrďte prosím adresu, aby Vaše zpráva mohla být doručena.", AUTO),
+        ("I'm using a spam-filtering service. Click the link.", AUTO),
+        ("Before I can receive your email, please click the link below.", AUTO),
+        ("Before I can receive your emails, our IT must allow your domain.", None),
         # people who cannot verify their own account
         ("I cannot verify my email address, the confirmation link expired.", None),
         ("Please confirm the order before Friday.", None),
@@ -205,6 +221,8 @@ def test_challenge_response(run: Classify, text: str, kind: MachineKind | None) 
         ("Questo messaggio è stato generato automaticamente.", NOTE, "body"),
         ("Dit is een automatisch gegenereerd bericht.", NOTE, "body"),
         ("Ta wiadomość została wygenerowana automatycznie.", NOTE, "body"),
+        ("Jan commented on SUP-1.\n\n--\nThis message was sent by Atlassian Jira", NOTE, "footer"),
+        ("Sorry! This message was sent by mistake, please ignore it.", None, ""),
         (
             "ご注文ありがとうございます。※このメールは送信専用アドレスから自動送信されています。",
             NOTE,
