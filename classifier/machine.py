@@ -358,20 +358,24 @@ def detect_machine(
 
 def _hints_agree(hints: list[Evidence]) -> bool:
     """Two different hints. An HTML-only body counts only beside a bulk mailer's wording in
-    the own text: a person's Outlook sends HTML-only mail about a "Weekly report", from a role
-    account, or with "manage your email preferences" in the company's legal footer."""
-    traits = {evidence.rule.replace(_BULK_LINE, _BULK_TEXT) for evidence in hints}
+    the own text, a link text alone on its line or a "you receive this because" anywhere: a
+    person's Outlook sends HTML-only mail about a "Weekly report", from a role account, or
+    with "manage your email preferences" inside the company's legal footer."""
+    traits = {_trait(evidence.rule) for evidence in hints}
     if len(traits - {_HTML_ONLY}) >= 2:
         return True
-    return _HTML_ONLY in traits and any(_BULK_TEXT in trait for trait in _own_traits(hints))
+    return _HTML_ONLY in traits and any(_pairs_with_html(evidence) for evidence in hints)
 
 
-def _own_traits(hints: list[Evidence]) -> set[str]:
-    return {
-        evidence.rule.replace(_BULK_LINE, _BULK_TEXT)
-        for evidence in hints
-        if evidence.where == "body"
-    }
+def _trait(rule: str) -> str:
+    return rule.replace(_BULK_LINE, _BULK_TEXT)
+
+
+def _pairs_with_html(evidence: Evidence) -> bool:
+    rule = evidence.rule
+    if _BULK_LINE in rule or rule.endswith(".why_received"):
+        return True
+    return _BULK_TEXT in rule and evidence.where == "body"
 
 
 def _is_hint(rule: str) -> bool:

@@ -99,6 +99,10 @@ def test_header_traits(
         ("[Success] Daily Backup Job (3 VMs)", [("X-Loop", "x")], NOTE),
         # a person forwards a machine's mail: its subject is not ours to read
         ("Fwd: Undeliverable: Order 5512", [], None),
+        ("Re: Virus alert", [], BOUNCE),
+        ("Message blocked: Invoice 2026", [], BOUNCE),
+        ("Virus alert in your PDF?", [], None),
+        ("[Bug 12345] New: crash on export", [("X-Loop", "bugzilla@example.org")], NOTE),
         ("[EXT] WG: Automatische Antwort: Ihre Anfrage", [], None),
         ("FW: [AUTO GENERATED] Job failed", [], None),
         ("配信エラーについて", [], None),  # "about delivery errors": a customer's subject
@@ -138,6 +142,13 @@ def test_subject_traits(
         "Doručení těmto příjemcům nebo skupinám se nezdařilo:",
         "Recapito non riuscito a questi destinatari o gruppi:",
         "Dostarczenie do tych adresatów lub grup nie powiodło się:",
+        "Ihre Nachricht hat einige oder alle Empfänger nicht erreicht.",
+        "Votre message n'est pas parvenu à certains ou à l'ensemble de ses destinataires.",
+        "Su mensaje no llegó a algunos o a todos los destinatarios.",
+        "Vaše zpráva nedorazila k některým nebo všem příjemcům.",
+        "Il messaggio non ha raggiunto alcuni o tutti i destinatari.",
+        "Uw bericht heeft sommige of alle geadresseerden niet bereikt.",
+        "Wiadomość nie dotarła do niektórych lub wszystkich adresatów.",
     ],
 )
 def test_delivery_reports_dressed_as_replies(run: Classify, text: str) -> None:
@@ -307,6 +318,25 @@ def test_bulk_traits(
     run: Classify, text: str, headers: list[tuple[str, str]], kind: MachineKind | None
 ) -> None:
     assert run("December news", text, headers).machine_kind is kind
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        # a newsletter's footer below its sign-off: link texts and "why you get this" count
+        ("Our news.\n\nBest regards\nThe Team\n\nUnsubscribe", BULK),
+        ("Jan commented.\n\n--\nYou have received this notification because you watch it.", BULK),
+        ("Jan commented.\n\n--\nYou are receiving this mail because: you are the assignee.", BULK),
+        # a legal footer's sentence does not
+        (
+            "The export fails.\n\nRegards\nAnna\n\nIf you no longer wish to receive our news,"
+            " write to us.",
+            None,
+        ),
+    ],
+)
+def test_html_only_with_a_footer(run: Classify, text: str, kind: MachineKind | None) -> None:
+    assert run("News", text, [HTML]).machine_kind is kind
 
 
 def test_a_bulk_word_in_the_subject_is_not_a_body_trait(run: Classify) -> None:
