@@ -358,9 +358,9 @@ def detect_machine(
 
 def _hints_agree(hints: list[Evidence]) -> bool:
     """Two different hints. An HTML-only body counts only beside a bulk mailer's wording in
-    the own text, a link text alone on its line or a "you receive this because" anywhere: a
-    person's Outlook sends HTML-only mail about a "Weekly report", from a role account, or
-    with "manage your email preferences" inside the company's legal footer."""
+    the own text, or a "you receive this because" anywhere: a person's Outlook sends HTML-only
+    mail about a "Weekly report", from a role account, or with "manage your email preferences"
+    or an "Unsubscribe ..." line in the signature's footer."""
     traits = {_trait(evidence.rule) for evidence in hints}
     if len(traits - {_HTML_ONLY}) >= 2:
         return True
@@ -372,8 +372,8 @@ def _trait(rule: str) -> str:
 
 
 def _pairs_with_html(evidence: Evidence) -> bool:
-    rule = evidence.rule
-    if _BULK_LINE in rule or rule.endswith(".why_received"):
+    rule = _trait(evidence.rule)
+    if rule.endswith(".why_received"):
         return True
     return _BULK_TEXT in rule and evidence.where == "body"
 

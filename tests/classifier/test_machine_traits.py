@@ -149,6 +149,9 @@ def test_subject_traits(
         "Il messaggio non ha raggiunto alcuni o tutti i destinatari.",
         "Uw bericht heeft sommige of alle geadresseerden niet bereikt.",
         "Wiadomość nie dotarła do niektórych lub wszystkich adresatów.",
+        "Toto je poštovní systém na serveru mail.example.cz.\n\nVaši zprávu nebylo možné doručit.",
+        "Virenwarnung\n\nIn einer von Ihnen gesendeten Nachricht wurde ein Virus gefunden.",
+        "A message that you sent contained a virus and was not delivered.",
     ],
 )
 def test_delivery_reports_dressed_as_replies(run: Classify, text: str) -> None:
@@ -202,6 +205,10 @@ def test_delivery_status_fields_in_the_text(run: Classify) -> None:
         ("Confirme su dirección para que su mensaje sea entregado.", AUTO),
         ("Potvrďte prosím adresu, aby Vaše zpráva mohla být doručena.", AUTO),
         ("I'm using a spam-filtering service. Click the link.", AUTO),
+        ("Para evitar el correo no deseado, confirme que es usted una persona.", AUTO),
+        ("Confirmez que vous êtes une personne en cliquant ici.", AUTO),
+        ("Bitte bestätigen Sie, dass Sie ein Mensch sind.", AUTO),
+        ("Potvrďte, že jste člověk, kliknutím na odkaz.", AUTO),
         ("Before I can receive your email, please click the link below.", AUTO),
         ("Before I can receive your emails, our IT must allow your domain.", None),
         # people who cannot verify their own account
@@ -253,6 +260,13 @@ def test_challenge_response(run: Classify, text: str, kind: MachineKind | None) 
             "",
         ),
         ("Do not reply to the customer before we talk, please call me.", None, ""),
+        # a person redirects the answer
+        ("Please do not reply to this email, but call me on 123.", None, ""),
+        ("Bitte antworten Sie nicht auf diese E-Mail, sondern rufen Sie mich an.", None, ""),
+        ("Merci de ne pas répondre à ce message, mais appelez-moi.", None, ""),
+        ("Por favor, no responda a este correo, sino llámeme.", None, ""),
+        ("Prosím neodpovídejte na tento e-mail, ale zavolejte mi.", None, ""),
+        ("Na tuto zprávu prosím neodpovídejte, ale zavolejte mi.", None, ""),
         (
             "Where can I answer?\n\n-----Original Message-----\nPlease do not reply to this email.",
             None,
@@ -294,6 +308,12 @@ def test_notices_in_their_own_words(
             BULK,
         ),
         ("Zobrazit v prohlížeči\n\nAkce!\n\nOdhlásit odběr", [], BULK),
+        (
+            "Nouveautés.\n\nVous recevez cet e-mail car vous êtes inscrit.\n"
+            "Pour ne plus recevoir nos communications, cliquez ici.",
+            [],
+            BULK,
+        ),
         ("セール開催中\n\nブラウザで表示\n\n配信停止はこちら", [], BULK),
         # one trait alone, a person asking to unsubscribe, a trait in a legal footer
         ("Winter sale!\n\nUnsubscribe", [], None),
@@ -323,8 +343,11 @@ def test_bulk_traits(
 @pytest.mark.parametrize(
     ("text", "kind"),
     [
-        # a newsletter's footer below its sign-off: link texts and "why you get this" count
-        ("Our news.\n\nBest regards\nThe Team\n\nUnsubscribe", BULK),
+        # below a sign-off, "why you get this" counts; a lone "Unsubscribe" line does not
+        # (people's signatures carry them too)
+        ("Our news.\n\nBest regards\nThe Team\n\nUnsubscribe", None),
+        ("Can we?\n\nBest regards\nPiotr\n\nUnsubscribe from our mailing list: reply STOP", None),
+        ("Our news.\n\nUnsubscribe", BULK),
         ("Jan commented.\n\n--\nYou have received this notification because you watch it.", BULK),
         ("Jan commented.\n\n--\nYou are receiving this mail because: you are the assignee.", BULK),
         # a legal footer's sentence does not
