@@ -80,6 +80,8 @@ _INTRODUCED = re.compile(r":[ \t]*\n")
 # and bars around link texts ("[Unsubscribe]", "| Manage preferences |", "※").
 _LEAD = " \t*[(#=>|<-\u2022\u00b7\u203b\u25a0\u3010"
 _BLANKS = re.compile(r"\s*")
+_MAX_LEAD = 200
+_MAX_BULK_HITS = 8
 # A forward's subject prefix (en, de "WG", fr "TR", es "RV", pt "ENC"): machines never add one.
 _FORWARDED = re.compile(r"\s*(?:\[[^\]\n]{0,30}\]\s*)?(?:fw|fwd|wg|tr|rv|enc)\s*:")
 _SENTENCE_ENDS = (".", "!", "?", "\u3002", "\uff01", "\uff1f")
@@ -392,8 +394,7 @@ def _subject(document: Document, rules: RuleSet) -> list[Found]:
         (rules.notification_subject, "notification"),
         (rules.report_subject, "notification"),
     ):
-        for hit in group.search(document, document.subject_end)[:1]:
-            findings.extend(_found(document, kind, hit))
+        findings.extend(_found(document, kind, group.first(document.folded, document.subject_end)))
     return findings
 
 
@@ -407,21 +408,22 @@ def _text(document: Document, rules: RuleSet) -> list[Found]:
     findings.extend(_found(document, "auto_reply", challenge[0] if challenge else None))
     # A machine's words about itself open a line or a sentence ("Please do not reply to this
     # e-mail."); inside a person's sentence they are quoted ('it says "do not reply"').
-    notices = [
-        hit
-        for hit in rules.notification_text.search(document)
-        if _opens(document, hit[1].start(), sentence=True)
+    notices = rules.notification_text.search(document)
+    notice = next((hit for hit in notices if _opens(document, hit[1].start(), True)), None)
+    findings.extend(_found(document, "notification", notice))
+    bulk = [
+        hit for hit in rules.bulk_text.search(document) if hit[1].start() >= document.body_start
     ]
-    findings.extend(_found(document, "notification", notices[0] if notices else None))
-    for hit in rules.bulk_text.search(document):
-        if hit[1].start() >= document.body_start:
-            findings.extend(_found(document, "bulk", hit))
     # A link text alone on its line, below other content: a person's one-line "Unsubscribe"
     # is a request.
     first_line = _first_line_end(document)
-    for hit in rules.bulk_line.search(document):
-        if hit[1].start() > first_line and _opens(document, hit[1].start(), sentence=False):
-            findings.extend(_found(document, "bulk", hit))
+    bulk += [
+        hit
+        for hit in rules.bulk_line.search(document)
+        if hit[1].start() > first_line and _opens(document, hit[1].start(), False)
+    ]
+    for hit in bulk[:_MAX_BULK_HITS]:  # a footer pasted a thousand times is one trait
+        findings.extend(_found(document, "bulk", hit))
     findings.extend(_delivery_status(document))
     return findings
 
@@ -434,13 +436,14 @@ def _first_line_end(document: Document) -> int:
     return document.own_end if end < 0 else end
 
 
-def _opens(document: Document, start: int, *, sentence: bool) -> bool:
+def _opens(document: Document, start: int, sentence: bool) -> bool:
     """Whether a match in the body at `start` opens its line (or, with `sentence`, a
     sentence): only blanks, bullets and brackets stand before it."""
     if start < document.body_start:
         return False
     folded = document.folded
-    line = max(folded.rfind("\n", 0, start) + 1, document.body_start)
+    window = max(start - _MAX_LEAD, document.body_start)  # bounded: a line may be 64 Ki long
+    line = max(folded.rfind("\n", window, start) + 1, window)
     lead = folded[line:start].rstrip(_LEAD)
     return not lead.lstrip(_LEAD) or (sentence and lead.endswith(_SENTENCE_ENDS))
 
@@ -453,7 +456,7 @@ def _report(document: Document, rules: RuleSet, head: int) -> tuple[Rule, re.Mat
         if start < document.body_start:
             continue
         introduced = _INTRODUCED.search(document.folded, document.body_start, start) is not None
-        return hit if _opens(document, start, sentence=True) and not introduced else None
+        return hit if _opens(document, start, True) and not introduced else None
     return None
 
 

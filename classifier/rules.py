@@ -54,8 +54,10 @@ _SECTIONS: Mapping[str, tuple[str, ...]] = MappingProxyType(
 )
 _TOP_LEVEL = frozenset({"language", "description", *_SECTIONS})
 _SEARCHED = frozenset({"urgent", "explicit_severity", "severity", "category", "info"})
-# Machine-mail kinds matched at the start of the subject; the others are searched for.
+# Machine-mail kinds matched at the start of the subject, and all those read in the subject
+# alone (not gated: a subject is short); the others are searched for in the text.
 _SUBJECT_START = frozenset({"auto_reply_subject", "bounce_subject"})
+_SUBJECT_ONLY = _SUBJECT_START | {"notification_subject", "report_subject"}
 
 # Subject rules are written as bare words; these wrap them. Reply and forward prefixes are
 # skipped because a reply in the customer's own thread keeps the priority they gave it
@@ -274,7 +276,7 @@ def _assemble(
     every = [  # the sections RuleGroup.search reads whole messages with
         rule
         for (section, kind), section_rules in rules.items()
-        if section in _SEARCHED or (section == "machine" and kind not in _SUBJECT_START)
+        if section in _SEARCHED or (section == "machine" and kind not in _SUBJECT_ONLY)
         for rule in section_rules.values()
     ]
     return RuleSet(

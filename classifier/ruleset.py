@@ -61,6 +61,14 @@ class RuleGroup:
         found = cast(re.Match[str], regex.match(text, 0, end))  # the same rules: it matches
         return self.rules[int(str(found.lastgroup)[1:])], found
 
+    def first(self, text: str, end: int) -> tuple[Rule, re.Match[str]] | None:
+        """The leftmost hit in text[:end] (a subject: short, read whole), or None."""
+        if self.any_regex is None or self.any_regex.search(text, 0, end) is None:
+            return None
+        regex = cast(re.Pattern[str], self.regex)  # built with any_regex
+        found = cast(re.Match[str], regex.search(text, 0, end))  # the same rules: it matches
+        return self.rules[int(str(found.lastgroup)[1:])], found
+
     def search(self, text: Scannable, end: int | None = None) -> list[tuple[Rule, re.Match[str]]]:
         """Every hit of the group's rules in a message's text, running only the rules that can
         match: anchored rules where an anchor occurs, triggered rules if a trigger occurs, the rest
