@@ -308,9 +308,15 @@ def _check_header(name: str, value: str) -> Finding | None:
     check = _HEADER_CHECKS.get(lowered)
     if check is not None:
         return check(value)
-    if lowered in _BULK_HEADERS or "campaign" in lowered:
+    if lowered in _BULK_HEADERS:
         return "bulk", "header.bulk_mailer"
-    if lowered in _ESP_HEADERS or lowered.startswith("x-mailgun-"):
+    if lowered in _ESP_HEADERS:
+        return "bulk", "header.esp"
+    if not lowered.startswith("x-"):  # Received, Date, DKIM-Signature, ...: most headers
+        return None
+    if "campaign" in lowered:
+        return "bulk", "header.bulk_mailer"
+    if lowered.startswith("x-mailgun-"):
         return "bulk", "header.esp"
     if _NOTIFIER_HEADER.match(lowered):
         return "notification", "header.notifier"
