@@ -46,6 +46,7 @@ def machine_rules(result: Classification) -> list[str]:
         ([("Feedback-ID", "1.eu-west-1.x:AmazonSES")], None),
         ([("Feedback-ID", "1:x"), ("X-SES-Outgoing", "2026.12.01")], None),
         ([("X-Mailgun-Sid", "abc")], None),
+        ([("X-Mailgun-Storage-Url", "https://x"), ("X-Loop", "x")], BULK),
         ([("Feedback-ID", "1:x"), ("X-Loop", "x@example.com")], BULK),
         ([("X-Redmine-Project", "integrations")], NOTE),
         ([("X-Cron-Env", "<SHELL=/bin/sh>")], NOTE),
