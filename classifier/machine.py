@@ -410,22 +410,23 @@ def _text(document: Document, rules: RuleSet) -> list[Found]:
     auto_reply = rules.auto_reply_text.search(document, min(head, document.own_end))
     findings.extend(_found(document, "auto_reply", auto_reply[0] if auto_reply else None))
     findings.extend(_found(document, "bounce", _report(document, rules, head)))
-    challenge = rules.challenge_text.search(document, document.own_end)
+    hits: dict[str, list[tuple[Rule, re.Match[str]]]] = {}
+    for hit in rules.machine_text.search(document):
+        if hit[1].start() >= document.body_start:
+            hits.setdefault(hit[0].kind, []).append(hit)
+    challenge = [hit for hit in hits.get("challenge_text", ()) if hit[1].start() < document.own_end]
     findings.extend(_found(document, "auto_reply", challenge[0] if challenge else None))
     # A machine's words about itself open a line or a sentence ("Please do not reply to this
     # e-mail."); inside a person's sentence they are quoted ('it says "do not reply"').
-    notices = rules.notification_text.search(document)
+    notices = hits.get("notification_text", ())
     notice = next((hit for hit in notices if _opens(document, hit[1].start(), True)), None)
     findings.extend(_found(document, "notification", notice))
-    bulk = [
-        hit for hit in rules.bulk_text.search(document) if hit[1].start() >= document.body_start
-    ]
     # A link text alone on its line, below other content: a person's one-line "Unsubscribe"
     # is a request.
     first_line = _first_line_end(document)
-    bulk += [
+    bulk = hits.get("bulk_text", []) + [
         hit
-        for hit in rules.bulk_line.search(document)
+        for hit in hits.get("bulk_line", ())
         if hit[1].start() > first_line and _opens(document, hit[1].start(), False)
     ]
     for hit in bulk[:_MAX_BULK_HITS]:  # a footer pasted a thousand times is one trait
@@ -443,10 +444,8 @@ def _first_line_end(document: Document) -> int:
 
 
 def _opens(document: Document, start: int, sentence: bool) -> bool:
-    """Whether a match in the body at `start` opens its line (or, with `sentence`, a
-    sentence): only blanks, bullets and brackets stand before it."""
-    if start < document.body_start:
-        return False
+    """Whether a match in the body (`start` >= body_start) opens its line (or, with
+    `sentence`, a sentence): only blanks, bullets and brackets stand before it."""
     folded = document.folded
     window = max(start - _MAX_LEAD, document.body_start)  # bounded: a line may be 64 Ki long
     line = max(folded.rfind("\n", window, start) + 1, window)

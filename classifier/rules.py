@@ -300,6 +300,7 @@ def _assemble(
         bulk_text=of("machine", "bulk_text"),
         bulk_line=of("machine", "bulk_line"),
         report_subject=of("machine", "report_subject"),
+        machine_text=of("machine", "challenge_text", "notification_text", "bulk_text", "bulk_line"),
         anchor_index=AnchorIndex(literal for rule in every for literal in rule.anchors or ()),
         trigger_literals=frozenset(literal for rule in every for literal in rule.triggers or ()),
     )

@@ -145,6 +145,9 @@ class RuleSet:
     bulk_text: RuleGroup = field(default_factory=RuleGroup)
     bulk_line: RuleGroup = field(default_factory=RuleGroup)
     report_subject: RuleGroup = field(default_factory=RuleGroup)
+    # challenge_text, notification_text, bulk_text and bulk_line as one group: one pass over
+    # a message's text finds them all (each hit's rule kind says which it is)
+    machine_text: RuleGroup = field(default_factory=RuleGroup)
     anchor_index: AnchorIndex = field(default_factory=lambda: AnchorIndex(()))
     trigger_literals: frozenset[str] = frozenset()
 
