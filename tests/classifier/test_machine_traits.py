@@ -210,6 +210,11 @@ def test_delivery_status_fields_in_the_text(run: Classify) -> None:
         ("Confirmez que vous êtes une personne en cliquant ici.", AUTO),
         ("Bitte bestätigen Sie, dass Sie ein Mensch sind.", AUTO),
         ("Potvrďte, že jste člověk, kliknutím na odkaz.", AUTO),
+        ("Vaše zpráva bude doručena, jakmile potvrdíte, že nejste robot.", AUTO),
+        ("Please confirm that you are not a robot: https://x.example/c", AUTO),
+        ("Your message will be delivered once you click the link below.", AUTO),
+        ("Ihre Nachricht wird zugestellt, sobald Sie Ihre Adresse bestätigen.", AUTO),
+        ("Votre message sera remis dès que vous aurez confirmé votre adresse.", AUTO),
         ("Before I can receive your email, please click the link below.", AUTO),
         ("Before I can receive your emails, our IT must allow your domain.", None),
         # people who cannot verify their own account
