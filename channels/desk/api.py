@@ -46,7 +46,7 @@ Handler = Callable[[Request, AgentIdentity], Awaitable[Response]]
 MAX_BODY_BYTES = 16 * 1024  # an update is a few dozen bytes
 DEFAULT_LIMIT, MAX_LIMIT = 100, 500
 _LIST_PARAMS = frozenset(
-    {"open", "overdue", "channel", "organization", "priority", "limit", "offset"}
+    {"open", "overdue", "channel", "organization", "priority", "limit", "offset", "status"}
 )
 _HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
@@ -212,6 +212,7 @@ class AgentApi:
             channel=_channel(query.get("channel")),
             organization=query.get("organization"),
             priority=query.get("priority"),
+            status=_status(query.get("status")),
         )
         rows = await ticket_rows(
             self.sessions,
@@ -256,6 +257,15 @@ class AgentApi:
         return _json(await ticket_detail(self.sessions, ticket_id))
 
 
+_STATUSES = ("open", "on_hold", "resolved", "closed", "merged", "machine")
+
+
+def _status(value: str | None) -> str | None:
+    if value is not None and value not in _STATUSES:
+        raise InputRefusedError(f"status must be one of {', '.join(_STATUSES)}, not {value!r}")
+    return value
+
+
 def api_routes(sessions: async_sessionmaker[AsyncSession], clock: Clock = _now) -> RoutesFactory:
     """The web channel's factory for the agents' API."""
     return AgentApi(sessions, clock).routes
@@ -290,7 +300,7 @@ _TICKET_PROPERTIES: dict[str, Any] = {
     "priority": {"type": "string"},
     "severity": {"type": ["integer", "null"], "minimum": 1, "maximum": 4},
     "category": {"type": "string"},
-    "status": {"type": "string", "enum": ["open", "on_hold", "resolved", "closed"]},
+    "status": {"type": "string", "enum": ["open", "on_hold", "resolved", "closed", "machine"]},
     "received_at": {"type": "string", "format": "date-time"},
     "first_response_due": _TIME,
     "resolution_due": _TIME,
@@ -349,6 +359,13 @@ OPENAPI: dict[str, Any] = {
                         "in": "query",
                         "schema": {"type": "boolean"},
                         "description": "Only open tickets past a deadline at request time.",
+                    },
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": "Only tickets of this status, e.g. machine (machine "
+                        "mail kept out of the open queue).",
                     },
                     {
                         "name": "channel",
