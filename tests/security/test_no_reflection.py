@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiosmtplib
@@ -22,6 +22,8 @@ from channels.email.sender_checks import SenderChecks
 from channels.email.smtp import SmtpChannel
 from intake.cli.app import Storage
 from intake.config import SmtpSettings
+from intake.messages import ChannelKind, InboundMessage
+from intake.pipeline.pipeline import Pipeline
 from storage import db
 from storage.models import Outbox, Ticket
 
@@ -151,3 +153,37 @@ async def test_a_sender_that_fails_authentication_gets_no_acknowledgement(
         acks = list(await session.scalars(select(Outbox).where(Outbox.kind == "ack")))
     assert [t.decision["authenticity"]["verdict"] for t in tickets] == ["fail", "pass"]
     assert [a.ticket_id for a in acks] == [tickets[1].id]  # only the genuine one
+
+
+async def test_the_unidentified_budget_is_per_hour_and_zero_means_none(storage: Storage) -> None:
+    now = [NOW]
+    intake = make_pipeline(storage, clock=lambda: now[0], unidentified_acks_per_hour=2)
+    silent = make_pipeline(storage, unidentified_acks_per_hour=0)
+
+    async def write(pipeline: Pipeline, n: int) -> None:
+        await pipeline(
+            InboundMessage(
+                channel=ChannelKind.EMAIL,
+                channel_message_id=f"<b{n}@x>",
+                received_at=now[0],
+                sender=f"someone{n}@else{n}.example",
+                subject=f"{SPAM} {n}",
+            )
+        )
+
+    for n in range(3):
+        await write(intake, n)
+    now[0] = NOW + timedelta(minutes=59)
+    await write(intake, 3)
+    now[0] = NOW + timedelta(hours=1)  # the first two have left the window
+    await write(intake, 4)
+    await write(silent, 5)
+    async with storage.sessions() as session:
+        acked = list(
+            await session.scalars(
+                select(Outbox.recipient).where(Outbox.kind == "ack").order_by(Outbox.id)
+            )
+        )
+        stored = await session.scalar(select(func.count(Ticket.id)))
+    assert acked == ["someone0@else0.example", "someone1@else1.example", "someone4@else4.example"]
+    assert stored == 6
