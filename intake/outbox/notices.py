@@ -143,7 +143,9 @@ class Notifier:
             sent = await outbox.notices_to(session, recipient, since)
         if sent >= self.options.acks_per_sender_per_hour:
             return "rate limit for this sender"
-        if identity is not None and identity.status == ContactStatus.UNIDENTIFIED:
+        by_mail = (message.ack_channel or message.channel) is ChannelKind.EMAIL
+        if by_mail and identity is not None and identity.status == ContactStatus.UNIDENTIFIED:
+            # A From (or a form's address) names anyone; a chat sender is who the network says.
             if not self._unidentified_budget():
                 return "hourly budget of acknowledgements to unidentified senders used up"
         return None
