@@ -251,7 +251,8 @@ class Pipeline:
             # The customer answered: back in the queue, no longer waiting for them.
             changes.update(status="open", on_hold_at=None)
         policy = load_policy(ticket.policy)
-        raised = _raised_priority(policy, ticket, found)
+        # Machine mail has no deadlines to raise until an agent makes it a request.
+        raised = None if ticket.status == "machine" else _raised_priority(policy, ticket, found)
         if raised is not None and ticket.plan is not None:
             deadlines = compute_deadlines(policy, ticket.plan, raised, ticket.received_at)
             decision = dict(ticket.decision)

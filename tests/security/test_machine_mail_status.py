@@ -111,8 +111,18 @@ async def test_machine_mail_rests_out_of_the_open_queue(
                               where=QueueFilter(status="machine"), limit=50, offset=0)  # fmt: skip
     assert [r["status"] for r in found] == ["machine", "machine"]
 
-    # Holding or reopening it would queue it without deadlines; making it a request does not.
+    # A person answering the bounce, urgently, joins it but does not make it a request.
+    answer = mail("bob@acme.example", "Production is down",
+                  "Urgent: production is down, did my mail arrive?\n",
+                  headers=(("In-Reply-To", str(bounce["Message-ID"])),))  # fmt: skip
+    await send(smtp.port, answer.as_bytes(), "bob@acme.example")
+    returned = (await rows(storage, Ticket))[1]
+    assert (returned.status, returned.priority, returned.first_response_due) == (
+        "machine", machine[1].priority, None)  # fmt: skip
+    assert len(await rows(storage, Message)) == 3 and await rows(storage, Outbox) == []
     newsletter = machine[0]
+
+    # Holding or reopening it would queue it without deadlines; making it a request does not.
     with pytest.raises(StatusConflictError):
         await act(storage.sessions, newsletter.id, Action.REOPEN, AGENT, now=NOW)
     assert await act(storage.sessions, newsletter.id, Action.REQUEST, AGENT, now=NOW)
