@@ -10,8 +10,9 @@ import httpx
 import jsonschema
 import pytest
 from pipelines import make_pipeline
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from channels.desk.api import OPENAPI, api_routes
+from channels.desk.api import AgentApi, api_routes
 from channels.web.app import WebChannel
 from intake.cli.app import Storage
 from intake.config import WebSettings
@@ -55,10 +56,11 @@ async def test_machine_mail_is_found_by_status_and_made_a_request(
     found = (await api.get("/api/tickets", params={"status": "machine"})).json()["tickets"]
     assert [(t["subject"], t["status"], t["first_response_due"]) for t in found] == [
         ("Mail 0", "machine", None)]  # fmt: skip
-    schema = {"$ref": "#/components/schemas/Ticket", "components": OPENAPI["components"]}
+    components = AgentApi(async_sessionmaker()).app.openapi()["components"]  # generated
+    schema = {"$ref": "#/components/schemas/Ticket", "components": components}
     jsonschema.Draft202012Validator(schema).validate(found[0])
     refused = await api.get("/api/tickets", params={"status": "lost"})
-    assert refused.status_code == 400 and "status must be one of" in refused.json()["error"]
+    assert refused.status_code == 400 and refused.json()["field"] == "status"
 
     reference = found[0]["reference"]
     reopened = await api.patch(f"/api/tickets/{reference}", json={"action": "reopen"})
