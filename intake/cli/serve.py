@@ -37,6 +37,8 @@ from intake.errors import ConfigError
 from intake.messages import Channel, Intake, Replier
 from intake.outbox import acks
 from intake.outbox.delivery import Deliverer
+from intake.policy.check import inconsistencies
+from intake.policy.files import load_policy
 from intake.ratelimit import RateLimiter, limited
 from intake.redact import redact_logs, secrets_of
 from storage.locks import leadership
@@ -276,6 +278,8 @@ async def _serve(settings: Settings, *, on_ready: Callable[[Service], None] | No
                 "contacts: %d organizations, %d changes", summary.organizations, summary.changed
             )
         pipeline = await build_pipeline(settings, storage)
+        for line in inconsistencies(load_policy(settings.policy.name)):
+            log.warning("policy %s: %s", settings.policy.name, line)
         service = Service(settings, storage, pipeline, secret=pipeline.notifier.secret)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -20,15 +20,24 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from classifier import Classification, MachineKind, RuleSet, classify
 from intake.errors import TransientError
 from intake.messages import ChannelKind, InboundMessage, Receipt, ReceiptStatus
+from intake.outbox.acks import local_time
 from intake.outbox.bounces import delivery_reports
 from intake.outbox.notices import Notifier, first_line
 from intake.pipeline import references
 from intake.pipeline.batch_reads import BatchReads, read_batch
-from intake.pipeline.decide import Identity, decide, support_period, verified_identity
+from intake.pipeline.decide import (
+    Identity,
+    decide,
+    is_callback,
+    raised_deadlines,
+    raised_priority,
+    support_period,
+    verified_identity,
+)
 from intake.pipeline.group_commit import Finish, GroupCommit
 from intake.pipeline.identify import candidates, identify, mail_domains
 from intake.policy.files import load_policy
-from intake.policy.model import Policy, compute_deadlines
+from intake.policy.model import Policy
 from storage import contacts, suppressions, tickets
 
 log = logging.getLogger(__name__)
@@ -229,10 +238,14 @@ class Pipeline:
             # The customer answered: back in the queue, no longer waiting for them.
             changes.update(status="open", on_hold_at=None)
         policy = load_policy(ticket.policy)
-        raised = _raised_priority(policy, ticket, found)
+        raised = raised_priority(policy, ticket.priority, message.channel, found)
+        deadlines = None
         if raised is not None and ticket.plan is not None:
-            deadlines = compute_deadlines(policy, ticket.plan, raised, ticket.received_at)
+            deadlines, added = raised_deadlines(
+                policy, ticket.plan, raised, ticket.received_at, ticket.decision
+            )
             decision = dict(ticket.decision)
+            decision["flags"] = [*decision.get("flags", []), *added]
             decision["raised"] = [
                 *decision.get("raised", []),
                 {
@@ -243,32 +256,41 @@ class Pipeline:
                     "at": message.received_at.isoformat(),
                 },
             ]
-            decision["deadlines"] = list(deadlines.explanation)
+            if deadlines is not None:
+                decision["deadlines"] = list(deadlines.explanation)
             changes.update(
                 priority=raised,
                 urgent=True,
-                first_response_due=deadlines.first_response_due,
-                resolution_due=deadlines.resolution_due,
+                first_response_due=deadlines.first_response_due if deadlines else None,
+                resolution_due=deadlines.resolution_due if deadlines else None,
                 decision=decision,
             )
+            if added:
+                await tickets.add_flags(session, ticket.id, added)
         await tickets.update_ticket(session, ticket.id, **changes)
         if raised is not None:
+            # The same alert a ticket opened at this priority brings.
+            contact = ticket.decision.get("contact", {})
             await self.notifier.alert(
                 session,
                 ticket.id,
-                ["raised to " + raised],
+                ["raised to " + policy.priorities.display(raised)]
+                + (["on call"] if "on_call" in decision["flags"] else []),
                 {
                     "reference": references.format_reference(ticket.id),
-                    "organization": None,
+                    "organization": contact.get("organization"),
                     "sender": message.sender,
-                    "contact_status": "",
+                    "contact_status": contact.get("status", ""),
                     "channel": str(message.channel),
                     "priority": raised,
-                    "severity": None,
+                    "severity": ticket.decision.get("severity"),
                     "subject": message.subject,
                     "first_line": first_line(message.text),
-                    "first_response_due": None,
+                    "first_response_due": local_time(
+                        deadlines.first_response_due if deadlines else None, policy.zone
+                    ),
                 },
+                policy=policy,
             )
 
     async def _open(
@@ -282,7 +304,13 @@ class Pipeline:
         policy = load_policy(policy_ref)
         used = await _tickets_in_period(session, policy, identity, message.received_at)
         decision = decide(
-            policy, identity, message.channel, found, message.received_at, tickets_in_period=used
+            policy,
+            identity,
+            message.channel,
+            found,
+            message.received_at,
+            tickets_in_period=used,
+            callback=is_callback(message),
         )
         deadlines = decision.deadlines
         nominees = []
@@ -344,22 +372,6 @@ def _same_party(ticket: tickets.TicketState, message: InboundMessage, identity: 
     if ticket.sender == message.sender:
         return True
     return ticket.organization_id is not None and ticket.organization_id == identity.organization_id
-
-
-def _raised_priority(
-    policy: Policy, ticket: tickets.TicketState, found: Classification
-) -> str | None:
-    """The priority an urgent follow-up raises the ticket to, if it is higher."""
-    target = policy.priorities.urgent
-    if found.subject_priority and found.subject_priority in policy.priorities.subject_prefixes:
-        target = policy.priorities.subject_prefixes[found.subject_priority]
-    elif not found.urgent:
-        return None
-    if target is None or ticket.priority not in policy.priorities.order:
-        return None
-    if policy.priorities.rank(target) > policy.priorities.rank(ticket.priority):
-        return target
-    return None
 
 
 async def _tickets_in_period(
