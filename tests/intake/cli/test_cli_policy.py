@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from serving import ServeProcess, free_port, wait_until
 
 from intake.policy.files import PRESETS
 
@@ -81,3 +83,36 @@ def test_a_policy_that_cannot_be_loaded_exits_2(tmp_path: Path, target: str) -> 
     assert done.returncode == 2
     assert done.stderr.startswith("intake: ") and len(done.stderr.splitlines()) == 1
     assert "Traceback" not in done.stderr
+
+
+async def test_serve_logs_the_same_warnings_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "ours.toml"
+    path.write_text(INVERTED, encoding="utf-8")
+    (tmp_path / "intake.toml").write_text(
+        f"""
+[database]
+url = "sqlite+aiosqlite:///{tmp_path / "intake.db"}"
+[policy]
+name = "{path}"
+[smtp]
+host = "127.0.0.1"
+port = {free_port()}
+[web]
+enabled = false
+""",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    serve = ServeProcess("intake serve", tmp_path, env, ["--config", "intake.toml"])
+    serve.start()
+    try:
+        await wait_until(lambda: "serving; policy" in serve.output(), "intake serve to start")
+    finally:
+        assert serve.stop() == 0
+    logged = [
+        line.partition(f"policy {path}: ")[2]
+        for line in serve.output().splitlines()
+        if "WARNING" in line and f"policy {path}: " in line
+    ]
+    printed = [line.partition(f"{path}: ")[2] for line in check(str(path)).stdout.splitlines()]
+    assert len(printed) == 3 and logged == printed
