@@ -264,7 +264,9 @@ def decide(
 
 
 def is_callback(message: InboundMessage) -> bool:
-    """A request to be called back (the /callback form): a request for phone support."""
+    """A request to be called back (a Twilio call, the /callback form): for phone support."""
+    if message.channel is ChannelKind.VOICE:
+        return True
     return message.channel is ChannelKind.WEB and "callback_window" in message.extra
 
 

@@ -162,7 +162,10 @@ class Desk:
         return await self.web.post("/callback", data=values | fields)
 
     async def whatsapp(self, fields: dict[str, str]) -> httpx.Response:
-        path = "/webhooks/twilio/messaging"
+        return await self.twilio("/webhooks/twilio/messaging", fields)
+
+    async def twilio(self, path: str, fields: dict[str, str]) -> httpx.Response:
+        """A webhook signed as Twilio signs it: our public URL and path, the account's token."""
         signature = RequestValidator(TOKEN).compute_signature(PUBLIC + path, fields)
         return await self.web.post(path, data=fields, headers={"X-Twilio-Signature": signature})
 
@@ -313,6 +316,21 @@ async def test_callback_from_a_plan_without_phone_support_is_flagged_and_told(de
     await desk.callback(name="Petra Plus", phone="+420 601 123 456", email="petra@saasplus.example")
     plus = await desk.latest()
     assert plus.plan == "plus" and "channel_not_entitled" not in plus.flags
+
+
+async def test_a_call_from_a_plan_without_phone_support_is_told_its_channels(
+    desk: Desk,
+) -> None:
+    caller = {"From": "+420602000111", "Caller": "+420602000111", "AccountSid": ACCOUNT}
+    recorded = load("voice_recorded.json") | caller
+    answer = await desk.twilio("/webhooks/twilio/voice/recorded?digit=2", recorded)
+    assert answer.status_code == 200
+    row = await desk.latest()
+    assert (row.channel, row.plan) == ("voice", "standard")
+    assert "channel_not_entitled" in row.flags
+    text = await desk.ack_text(row.id)
+    assert "your standard plan does not include phone support" in text
+    assert "It includes support through: the web help desk." in text
 
 
 async def test_callback_on_a_one_plan_policy_names_no_plan(desk: Desk) -> None:
