@@ -239,13 +239,13 @@ class Pipeline:
             changes.update(status="open", on_hold_at=None)
         policy = load_policy(ticket.policy)
         raised = raised_priority(policy, ticket.priority, message.channel, found)
-        deadlines = None
+        deadlines, flags = None, list(ticket.decision.get("flags", []))
         if raised is not None and ticket.plan is not None:
             deadlines, added = raised_deadlines(
                 policy, ticket.plan, raised, ticket.received_at, ticket.decision
             )
             decision = dict(ticket.decision)
-            decision["flags"] = [*decision.get("flags", []), *added]
+            decision["flags"] = flags = [*flags, *added]
             decision["raised"] = [
                 *decision.get("raised", []),
                 {
@@ -275,7 +275,7 @@ class Pipeline:
                 session,
                 ticket.id,
                 ["raised to " + policy.priorities.display(raised)]
-                + (["on call"] if "on_call" in decision["flags"] else []),
+                + (["on call"] if "on_call" in flags else []),
                 {
                     "reference": references.format_reference(ticket.id),
                     "organization": contact.get("organization"),
