@@ -22,6 +22,7 @@ from typing import Any
 
 from classifier import Classification
 from intake.messages import Authenticity, ChannelKind, InboundMessage
+from intake.policy.check import target_hours
 from intake.policy.model import Deadlines, Plan, Policy, compute_deadlines
 
 # Flags under which the policy owes no time: the ticket is kept, with null deadlines.
@@ -217,7 +218,7 @@ def decide(
         # On-call engineers are kept for what the text says, too (four-tier: outages).
         if deadlines.on_call or (above and suggested and plan.targets[suggested].on_call):
             flags.append("on_call")
-        hint = raise_hint(policy, plan, priority, channel, received, identity.region)
+        hint = raise_hint(policy, plan, priority, channel)
     if owed:
         explained = [f"no time owed: {flag}" for flag in owed]
     else:
@@ -286,17 +287,11 @@ def raise_target(policy: Policy) -> tuple[str, str] | None:
     return None
 
 
-def raise_hint(
-    policy: Policy,
-    plan: Plan,
-    priority: str,
-    channel: ChannelKind,
-    received: datetime,
-    region: str | None,
-) -> str | None:
+def raise_hint(policy: Policy, plan: Plan, priority: str, channel: ChannelKind) -> str | None:
     """How this customer can raise this request, or None where urgent would not be faster:
     where its response target is slower (circularo-saas Standard: 48 h against 32 h), or
-    neither deadline would come sooner."""
+    neither deadline would come sooner. Compared by the targets (no deadline math per
+    message), in support hours as `intake policy check` compares them."""
     found = raise_target(policy)
     if found is None:
         return None
@@ -305,19 +300,22 @@ def raise_hint(
         return None
     if policy.priorities.rank(target) <= policy.priorities.rank(priority):
         return None
-    now = compute_deadlines(policy, plan.name, priority, received, region)
-    then = compute_deadlines(policy, plan.name, target, received, region)
-    if then.table_response_due is None or _later(then.table_response_due, now.table_response_due):
+    now, then = target_hours(policy, plan, priority), target_hours(policy, plan, target)
+    if then[0] is None or (now[0] is not None and then[0] > now[0]):
         return None
-    sooner = _later(now.first_response_due, then.first_response_due) or _later(
-        now.resolution_due, then.resolution_due
-    )
+    first_now, first_then = _capped(now), _capped(then)
+    sooner = first_now is None or (first_then is not None and first_then < first_now)
+    if now[1] is not None and then[1] is not None and then[1] < now[1]:
+        sooner = True  # the same response, but resolved sooner (circularo-saas Plus)
     return how if sooner else None
 
 
-def _later(one: datetime | None, other: datetime | None) -> bool:
-    """Whether `one` is later than `other`, both known."""
-    return one is not None and other is not None and one > other
+def _capped(hours: tuple[float | None, float | None]) -> float | None:
+    """The first response, capped at the resolution (a resolution is also a response)."""
+    response, resolution = hours
+    if response is None or resolution is None:
+        return response
+    return min(response, resolution)
 
 
 def raised_priority(

@@ -26,18 +26,22 @@ def _hours(policy: Policy, target: Target | None, calendar: str) -> float | None
     return target.amount
 
 
+def target_hours(policy: Policy, plan: Plan, priority: str) -> tuple[float | None, float | None]:
+    """A priority's (response, resolution) targets in support hours; None where none."""
+    targets = plan.targets[priority]
+    return (
+        _hours(policy, targets.response, targets.calendar or plan.response_calendar),
+        _hours(policy, targets.resolution, targets.calendar or plan.resolution_calendar),
+    )
+
+
 def _plan_inconsistencies(policy: Policy, plan: Plan) -> list[str]:
     found = []
     if not plan.has_calendar:
         found.append(f"plans.{plan.name}: no calendar, so its targets run on 24x7")
     spans: dict[str, tuple[float | None, float | None]] = {}
     for priority in policy.priorities.order:
-        targets = plan.targets[priority]
-        response = _hours(policy, targets.response, targets.calendar or plan.response_calendar)
-        resolution = _hours(
-            policy, targets.resolution, targets.calendar or plan.resolution_calendar
-        )
-        spans[priority] = (response, resolution)
+        spans[priority] = response, resolution = target_hours(policy, plan, priority)
         if response is not None and resolution is not None and response > resolution:
             found.append(
                 f"plans.{plan.name}.targets.{priority}: response ({response:g} support hours) "

@@ -158,7 +158,6 @@ class Deadlines:
     # A resolution is also a response: the first response was due later than the resolution,
     # so it is due at the resolution deadline (CONTRACTS section 1).
     response_capped: bool = False
-    table_response_due: datetime | None = None  # what the response target alone gives
 
     @property
     def explanation(self) -> tuple[str, ...]:
@@ -283,5 +282,4 @@ def compute_deadlines(
         response_basis=plan.response_basis,
         resolution_basis=plan.resolution_basis,
         response_capped=capped,
-        table_response_due=response,
     )
