@@ -386,3 +386,11 @@ async def newest_tickets_by_message_ids(
         .group_by(Message.rfc_message_id)
     )
     return {rfc_id: ticket_id for rfc_id, ticket_id in rows.all() if rfc_id is not None}
+
+
+async def add_flags(session: AsyncSession, ticket_id: int, flags: list[str]) -> None:
+    """Add `flags` to a ticket's (a raised priority brings its own, e.g. on_call)."""
+    current = await session.scalar(select(Ticket.flags).where(Ticket.id == ticket_id))
+    if current is not None:
+        merged = [*current, *(flag for flag in flags if flag not in current)]
+        await session.execute(update(Ticket).where(Ticket.id == ticket_id).values(flags=merged))

@@ -341,7 +341,7 @@ class QueuePage:
         now = self.clock()
         decision: dict[str, Any] = dict(shown["decision"] or {})
         known = ("policy", "plan", "priority", "severity", "contact", "flags", "deadlines",
-                 "evidence", "changes")  # fmt: skip
+                 "evidence", "changes", "suggested_priority")  # fmt: skip
         other = {k: json.dumps(v, indent=1, ensure_ascii=False) for k, v in decision.items()
                  if k not in known}  # fmt: skip
         deadlines = []

@@ -32,6 +32,7 @@ from intake.desk import agents as accounts
 from intake.errors import InputRefusedError, IntakeError
 from intake.messages import ChannelKind
 from intake.pipeline import references
+from intake.policy.check import inconsistencies
 from intake.policy.files import load_policy
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -441,6 +442,23 @@ def agents_update(
         return await agent_actions.ticket_detail(storage.sessions, ticket_id)
 
     _emit(asyncio.run(_with_storage(settings, run)))
+
+
+@main.group("policy")
+def policy_group() -> None:
+    """Support policies: presets and a team's own files."""
+
+
+@policy_group.command("check")
+@click.argument("name_or_path")
+@config_option
+def policy_check(settings: Settings, name_or_path: str) -> None:
+    """One line per inconsistency in a policy; exit 0 with warnings only, 2 if it won't load."""
+    del settings  # every subcommand takes --config; this one needs nothing from it
+    with refusals():
+        policy = load_policy(name_or_path)
+    for line in inconsistencies(policy):
+        click.echo(f"{name_or_path}: {line}")
 
 
 T = TypeVar("T")

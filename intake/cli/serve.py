@@ -41,6 +41,8 @@ from intake.outbox import acks
 from intake.outbox.delivery import Deliverer
 from intake.outbox.endorsements import EndorsementDigests
 from intake.outbox.notices import Notifier
+from intake.policy.check import inconsistencies
+from intake.policy.files import load_policy
 from intake.ratelimit import RateLimiter, limited
 from intake.redact import redact_logs, secrets_of
 from storage.locks import leadership
@@ -314,6 +316,8 @@ async def _serve(settings: Settings, *, on_ready: Callable[[Service], None] | No
                 "contacts: %d organizations, %d changes", summary.organizations, summary.changed
             )
         pipeline = await build_pipeline(settings, storage)
+        for line in inconsistencies(load_policy(settings.policy.name)):
+            log.warning("policy %s: %s", settings.policy.name, line)
         service = Service(settings, storage, pipeline, secret=pipeline.notifier.secret)
         pipeline.group.after_commit = service.deliverer.wake  # acks go out as they commit
         stop = asyncio.Event()

@@ -86,9 +86,10 @@ def deadline_calendar(ticket: WatchedTicket) -> Calendar | None:
         deadlines = compute_deadlines(
             policy, ticket.plan, ticket.priority, ticket.received_at, ticket.region
         )
+        # A capped first response is due at the resolution deadline, on its calendar.
         basis = (
             deadlines.response_basis
-            if ticket.deadline is Deadline.FIRST_RESPONSE
+            if ticket.deadline is Deadline.FIRST_RESPONSE and not deadlines.response_capped
             else deadlines.resolution_basis
         )
         return basis_calendar(policy, basis)
@@ -115,6 +116,14 @@ def _policy_zone(policy_ref: str) -> str:
         return "UTC"
 
 
+def _priority_text(policy_ref: str, priority: str) -> str:
+    """The priority as the policy's own text names it ("Level 3 (Medium)")."""
+    try:
+        return load_policy(policy_ref).priorities.display(priority)
+    except (IntakeError, OSError, ValueError):
+        return priority
+
+
 def render_sla_alert(
     templates: Environment, ticket: WatchedTicket, threshold: str, share: float
 ) -> acks.Rendered:
@@ -133,7 +142,7 @@ def render_sla_alert(
         sender=ticket.sender,
         contact_status=ticket.contact_status,
         channel=ticket.channel,
-        priority=ticket.priority,
+        priority=_priority_text(ticket.policy, ticket.priority),
         severity=ticket.severity,
         subject=" ".join(ticket.subject.split())[:200],
     )

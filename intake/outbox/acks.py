@@ -25,7 +25,7 @@ from jinja2 import (
 
 from classifier import Classification
 from intake.messages import ChannelKind
-from intake.pipeline.decide import ContactStatus, Decision, Identity
+from intake.pipeline.decide import NO_PROMISE, ContactStatus, Decision, Identity
 from intake.policy.model import Policy
 
 # Outgoing mail carries this header; mail that comes back with it is never acknowledged.
@@ -125,37 +125,42 @@ def render_ack(
     support_end: str | None,
     by_mail: bool = True,
     quote: bool = True,
+    callback: bool = False,
 ) -> Rendered:
     """`by_mail`: the acknowledgement goes out by email, so replies have a subject line.
     `quote`: it may repeat what the sender wrote (their subject); False for a sender we
-    cannot identify, whose From may be forged."""
+    cannot identify, whose From may be forged. `callback`: the request asked to be called
+    back."""
     plan = policy.plans[decision.plan]
     deadlines = decision.deadlines
+    owed = [flag for flag in decision.flags if flag in NO_PROMISE]
     context: dict[str, Any] = {
         "name": name if identity.status != ContactStatus.UNIDENTIFIED else "",
         "reference": reference,
         "sender": sender,
-        "priority": decision.priority,
-        "severity": decision.severity,
+        # In the policy's own words: "Level 3 (Medium)", "Severity 1", "Urgent".
+        "priority": policy.priorities.display(decision.priority),
+        "severity": decision.severity if policy.priorities.show_severity else None,
         "severity_text": SEVERITY_TEXT.get(decision.severity or 0, ""),
         "category_text": CATEGORY_TEXT.get(str(found.category), "a support request"),
         "first_response_due": local_time(
             deadlines.first_response_due if deadlines else None, policy.zone
         ),
         "resolution_due": local_time(deadlines.resolution_due if deadlines else None, policy.zone),
-        "no_sla": deadlines is None,
+        "no_sla": deadlines is None and not owed,
+        "no_promise": bool(owed),
         "on_call": "on_call" in decision.flags,
         "missing": [MISSING_TEXT[m] for m in found.missing if m in MISSING_TEXT],
         "flags": {flag: flag in decision.flags for flag in FLAGS},
-        "plan": plan.name,
+        "plan": plan.name if len(policy.plans) > 1 else "",  # one plan: no name to give
+        "callback": callback,
         "plan_channels": ", ".join(CHANNEL_TEXT[str(c)] for c in sorted(plan.channels)),
         "channel_text": CHANNEL_TEXT[str(channel)],
         "quota": plan.quota,
         "support_end": support_end,
         "urgent": found.urgent,
         "by_mail": by_mail,
-        "urgent_hint": policy.priorities.urgent is not None
-        or "urgent" in policy.priorities.subject_prefixes,
+        "urgent_hint": decision.raise_hint,
         "quote": quote,  # templates show `subject` (the sender's words) only where it is True
         "subject": " ".join(subject.split())[:200] if quote else "",
     }
@@ -211,7 +216,13 @@ def render_endorse_digest(
     return Rendered(subject=" ".join(subject.split())[:250], text=text)
 
 
-def render_alert(env: Environment, *, reasons: list[str], **context: Any) -> Rendered:
+def render_alert(
+    env: Environment, *, reasons: list[str], policy: Policy | None = None, **context: Any
+) -> Rendered:
+    if policy is not None:  # in the policy's own words
+        context["priority"] = policy.priorities.display(context["priority"])
+        if not policy.priorities.show_severity:
+            context["severity"] = None
     text = env.get_template("alert.txt.j2").render(reasons=", ".join(reasons), **context)
     subject = " ".join(
         f"[{context['reference']}] {', '.join(reasons)}: {context['subject']}".split()

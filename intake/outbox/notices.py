@@ -22,7 +22,7 @@ from intake.messages import ChannelKind, InboundMessage
 from intake.outbox import acks
 from intake.pipeline import references
 from intake.pipeline.batch_reads import BatchReads
-from intake.pipeline.decide import ContactStatus, Decision, Identity, add_months
+from intake.pipeline.decide import ContactStatus, Decision, Identity, add_months, is_callback
 from intake.policy.model import Policy
 from storage import endorsements, outbox, suppressions
 from storage.contacts import ContactRow
@@ -87,7 +87,7 @@ class Notifier:
             log.info("no acknowledgement for %s: %s", reference, why_not)
         if nominees:
             await self._request_endorsement(session, ticket_id, message, identity)
-        reasons = _alert_reasons(found, decision)
+        reasons = _alert_reasons(found, decision, policy)
         if reasons:
             deadlines = decision.deadlines
             await self.alert(
@@ -108,6 +108,7 @@ class Notifier:
                         deadlines.first_response_due if deadlines else None, policy.zone
                     ),
                 },
+                policy=policy,
             )
 
     async def no_ack_reason(
@@ -230,7 +231,8 @@ class Notifier:
             channel=message.channel,
             subject=message.subject,
             sender=message.sender,
-            name=message.sender_name,
+            # The contacts file knows the name when the mail or chat does not give one.
+            name=message.sender_name or identity.contact_name or "",
             found=found,
             decision=decision,
             support_end=support_end,
@@ -238,6 +240,7 @@ class Notifier:
             # Mail to someone we cannot identify may go to a forged address: it must not carry
             # the forger's words (a reflected spam subject) to them.
             quote=identity.status != ContactStatus.UNIDENTIFIED and not identity.unverified,
+            callback=is_callback(message),
         )
 
     def _mail_payload(
@@ -332,9 +335,14 @@ class Notifier:
         return queued
 
     async def alert(
-        self, session: AsyncSession, ticket_id: int, reasons: list[str], context: dict[str, Any]
+        self,
+        session: AsyncSession,
+        ticket_id: int,
+        reasons: list[str],
+        context: dict[str, Any],
+        policy: Policy | None = None,
     ) -> None:
-        rendered = acks.render_alert(self.templates, reasons=reasons, **context)
+        rendered = acks.render_alert(self.templates, reasons=reasons, policy=policy, **context)
         await self.queue_alert(session, ticket_id, rendered)
 
     async def queue_alert(
@@ -365,9 +373,12 @@ class Notifier:
             )
 
 
-def _alert_reasons(found: Classification, decision: Decision) -> list[str]:
+def _alert_reasons(found: Classification, decision: Decision, policy: Policy) -> list[str]:
     reasons = []
-    if found.urgent:
+    if decision.suggested is not None:
+        # The text reads higher than the priority the customer's words set: agents decide.
+        reasons.append(f"suggested {policy.priorities.display(decision.suggested)}")
+    elif found.urgent:
         reasons.append("urgent")
     if decision.severity == 1:
         reasons.append("severity 1")

@@ -7,6 +7,9 @@ The order in which a priority is chosen, first match wins:
 4. the category, where the policy maps it (scoro's availability/error/request, feature -> low);
 5. the policy's default for the channel (email on circularo-onprem starts at level-3);
 6. the policy's default.
+On a channel where the policy lets the customer's words set the priority (`suggest_on`: email
+on circularo-onprem and four-tier), steps 2-4 only suggest: their reading is kept as
+`suggested_priority`, and a suggestion above the priority alerts agents at once.
 Every step that fired is written to the decision record, so an agent can see why.
 """
 
@@ -18,8 +21,12 @@ from datetime import date, datetime
 from typing import Any
 
 from classifier import Classification
-from intake.messages import Authenticity, ChannelKind, SpamVerdict
+from intake.messages import Authenticity, ChannelKind, InboundMessage, SpamVerdict
+from intake.policy.check import target_hours
 from intake.policy.model import Deadlines, Plan, Policy, compute_deadlines
+
+# Flags under which the policy owes no time: the ticket is kept, with null deadlines.
+NO_PROMISE = ("support_expired", "over_quota")
 
 
 class ContactStatus:
@@ -73,6 +80,8 @@ class Decision:
     flags: tuple[str, ...]
     deadlines: Deadlines | None
     record: dict[str, Any]
+    suggested: str | None = None  # the text's reading, where it only suggests a priority
+    raise_hint: str | None = None  # how the customer raises it: "prefix", "word" or None
 
 
 def add_months(day: date, months: int) -> date:
@@ -99,17 +108,31 @@ def support_period(start: date | None, months: int, on: date) -> tuple[date, dat
     return begin, add_months(start, (periods + 1) * months)
 
 
-def choose_priority(policy: Policy, channel: ChannelKind, found: Classification) -> tuple[str, str]:
-    """The priority and the rule that chose it."""
+def text_reading(policy: Policy, found: Classification) -> tuple[str, str] | None:
+    """The priority the text itself points to (urgent word, severity, category), and why."""
     rules = policy.priorities
-    if found.subject_priority and found.subject_priority in rules.subject_prefixes:
-        return rules.subject_prefixes[found.subject_priority], "subject prefix"
     if found.urgent and rules.urgent:
         return rules.urgent, "urgent marker"
     if found.severity is not None and found.severity in rules.by_severity:
         return rules.by_severity[found.severity], f"severity {found.severity}"
     if str(found.category) in rules.by_category:
         return rules.by_category[str(found.category)], f"category {found.category}"
+    return None
+
+
+def choose_priority(policy: Policy, channel: ChannelKind, found: Classification) -> tuple[str, str]:
+    """The priority and the rule that chose it."""
+    rules = policy.priorities
+    if found.subject_priority and found.subject_priority in rules.subject_prefixes:
+        return rules.subject_prefixes[found.subject_priority], "subject prefix"
+    reading = text_reading(policy, found)
+    if channel in rules.suggest_on:  # the text only suggests here
+        category = str(found.category)
+        if category in rules.category_sets and category in rules.by_category:
+            return rules.by_category[category], f"category {category}"
+        reading = None
+    if reading is not None:
+        return reading
     if channel in rules.by_channel:
         return rules.by_channel[channel], f"default for {channel}"
     return rules.default, "policy default"
@@ -138,13 +161,15 @@ def flags_for(
     channel: ChannelKind,
     received: datetime,
     tickets_in_period: int,
+    callback: bool = False,
 ) -> list[str]:
     flags = []
     if identity.status == ContactStatus.UNIDENTIFIED:
         flags.append("unidentified")
     if identity.unverified:
         flags.append("sender_unverified")
-    if channel not in plan.channels:
+    # A call-back request asks for phone support, whichever wire carried it.
+    if channel not in plan.channels or (callback and ChannelKind.VOICE not in plan.channels):
         flags.append("channel_not_entitled")
     if channel in plan.nominated_channels and identity.status != ContactStatus.NOMINATED:
         flags.append("not_nominated")
@@ -169,25 +194,40 @@ def decide(
     received: datetime,
     *,
     tickets_in_period: int = 0,
+    callback: bool = False,
 ) -> Decision:
     """Everything the policy says about one new request.
 
     `tickets_in_period` is how many tickets the organization opened in the current support
-    period before this one (for quotas).
+    period before this one (for quotas); `callback`: the request asks to be called back.
     """
     plan = plan_for(policy, identity)
     priority, why = choose_priority(policy, channel, found)
+    reading = text_reading(policy, found)
+    suggested = reading[0] if reading else None
+    above = suggested is not None and policy.priorities.rank(suggested) > (
+        policy.priorities.rank(priority)
+    )
     severity = severity_of(policy, priority, found)
-    flags = flags_for(policy, plan, identity, channel, received, tickets_in_period)
+    flags = flags_for(policy, plan, identity, channel, received, tickets_in_period, callback)
+    owed = [flag for flag in flags if flag in NO_PROMISE]
     deadlines: Deadlines | None = None
-    if identity.status != ContactStatus.UNIDENTIFIED or policy.unidentified_sla:
+    hint = None
+    if has_sla(policy, flags) and not owed:
         deadlines = compute_deadlines(policy, plan.name, priority, received, identity.region)
-        if deadlines.on_call:
+        # On-call engineers are kept for what the text says, too (four-tier: outages).
+        if deadlines.on_call or (above and suggested and plan.targets[suggested].on_call):
             flags.append("on_call")
+        hint = raise_hint(policy, plan, priority, channel)
+    if owed:
+        explained = [f"no time owed: {flag}" for flag in owed]
+    else:
+        explained = list(deadlines.explanation) if deadlines else ["no SLA for this sender"]
     record: dict[str, Any] = {
         "policy": policy.name,
         "plan": plan.name,
         "priority": {"value": priority, "rule": why},
+        "suggested_priority": suggested,
         "severity": severity,
         "contact": {
             "status": identity.status,
@@ -196,7 +236,8 @@ def decide(
             "matched_by": identity.matched_by,
         },
         "flags": flags,
-        "deadlines": list(deadlines.explanation) if deadlines else ["no SLA for this sender"],
+        "region": identity.region,
+        "deadlines": explained,
         "evidence": [
             {"signal": e.signal, "rule": e.rule, "matched": e.matched, "where": e.where}
             for e in found.evidence
@@ -209,7 +250,18 @@ def decide(
             "evidence": list(check.evidence),
             "unverified": identity.unverified,
         }
-    return Decision(priority, severity, plan.name, tuple(flags), deadlines, record)
+    if deadlines is not None and deadlines.response_capped:
+        record["response_capped"] = True
+    return Decision(
+        priority,
+        severity,
+        plan.name,
+        tuple(flags),
+        deadlines,
+        record,
+        suggested=suggested if above else None,
+        raise_hint=hint,
+    )
 
 
 # What a machine-mail ticket says instead of deadlines (CONTRACTS 1: machine mail is not a request).
@@ -245,3 +297,86 @@ def spam_record(spam: SpamVerdict | None) -> dict[str, Any]:
     check: dict[str, Any] = {"engine": spam.engine, "score": spam.score}
     check.update(threshold=spam.threshold, detail=spam.detail)
     return {"spam": spam.verdict, "spam_check": check}
+
+
+def is_callback(message: InboundMessage) -> bool:
+    """A request to be called back (a Twilio call, the /callback form): for phone support."""
+    if message.channel is ChannelKind.VOICE:
+        return True
+    return message.channel is ChannelKind.WEB and "callback_window" in message.extra
+
+
+def has_sla(policy: Policy, flags: list[str] | tuple[str, ...]) -> bool:
+    """Whether the sender is owed deadlines at all (scoro 1.4: not an unidentified one)."""
+    return policy.unidentified_sla or "unidentified" not in flags
+
+
+def raise_target(policy: Policy) -> tuple[str, str] | None:
+    """What a customer's words can raise a request to, and how: "prefix" (a leading
+    "Urgent:" in the subject) or "word" (the word urgent anywhere in the request)."""
+    rules = policy.priorities
+    if "urgent" in rules.subject_prefixes:
+        return rules.subject_prefixes["urgent"], "prefix"
+    if rules.urgent is not None:
+        return rules.urgent, "word"
+    return None
+
+
+def raise_hint(policy: Policy, plan: Plan, priority: str, channel: ChannelKind) -> str | None:
+    """How this customer can raise this request, or None where urgent would not be faster:
+    where its response target is slower (circularo-saas Standard: 48 h against 32 h), or
+    neither deadline would come sooner. Compared by the targets (no deadline math per
+    message), in support hours as `intake policy check` compares them."""
+    found = raise_target(policy)
+    if found is None:
+        return None
+    target, how = found
+    if how == "word" and channel in policy.priorities.suggest_on:
+        return None
+    if policy.priorities.rank(target) <= policy.priorities.rank(priority):
+        return None
+    now, then = target_hours(policy, plan, priority), target_hours(policy, plan, target)
+    if then[0] is None or (now[0] is not None and then[0] > now[0]):
+        return None
+    first_now, first_then = _capped(now), _capped(then)
+    sooner = first_now is None or (first_then is not None and first_then < first_now)
+    if now[1] is not None and then[1] is not None and then[1] < now[1]:
+        sooner = True  # the same response, but resolved sooner (circularo-saas Plus)
+    return how if sooner else None
+
+
+def _capped(hours: tuple[float | None, float | None]) -> float | None:
+    """The first response, capped at the resolution (a resolution is also a response)."""
+    response, resolution = hours
+    if response is None or resolution is None:
+        return response
+    return min(response, resolution)
+
+
+def raised_priority(
+    policy: Policy, current: str, channel: ChannelKind, found: Classification
+) -> str | None:
+    """The priority a follow-up raises a ticket to, if higher: a subject prefix, or an urgent
+    word where the customer's words set the priority on this channel."""
+    rules = policy.priorities
+    if found.subject_priority and found.subject_priority in rules.subject_prefixes:
+        target: str | None = rules.subject_prefixes[found.subject_priority]
+    elif found.urgent and channel not in rules.suggest_on:
+        target = rules.urgent
+    else:
+        return None
+    if target is None or current not in rules.order:
+        return None
+    return target if rules.rank(target) > rules.rank(current) else None
+
+
+def raised_deadlines(
+    policy: Policy, plan: str, priority: str, received: datetime, record: dict[str, Any]
+) -> tuple[Deadlines | None, list[str]]:
+    """A raised ticket's deadlines and the flags the new priority adds (on_call), and still
+    no time where the policy owes none."""
+    flags = list(record.get("flags", []))
+    if not has_sla(policy, flags) or any(flag in NO_PROMISE for flag in flags):
+        return None, []
+    deadlines = compute_deadlines(policy, plan, priority, received, record.get("region"))
+    return deadlines, ["on_call"] if deadlines.on_call and "on_call" not in flags else []

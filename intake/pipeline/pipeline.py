@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from classifier import Classification, MachineKind, RuleSet, classify
 from intake.errors import TransientError
 from intake.messages import ChannelKind, InboundMessage, Receipt, ReceiptStatus
+from intake.outbox.acks import local_time
 from intake.outbox.bounces import delivery_reports
 from intake.outbox.notices import Notifier, first_line
 from intake.pipeline import references
@@ -28,7 +29,10 @@ from intake.pipeline.decide import (
     Identity,
     as_machine,
     decide,
+    is_callback,
     machine_kind,
+    raised_deadlines,
+    raised_priority,
     spam_record,
     support_period,
     verified_identity,
@@ -36,7 +40,7 @@ from intake.pipeline.decide import (
 from intake.pipeline.group_commit import Finish, GroupCommit
 from intake.pipeline.identify import candidates, identify, mail_domains
 from intake.policy.files import load_policy
-from intake.policy.model import Policy, compute_deadlines
+from intake.policy.model import Policy
 from intake.spam.checker import SpamChecker, screened
 from storage import contacts, suppressions, tickets
 
@@ -252,10 +256,18 @@ class Pipeline:
             changes.update(status="open", on_hold_at=None)
         policy = load_policy(ticket.policy)
         # Machine mail has no deadlines to raise until an agent makes it a request.
-        raised = None if ticket.status == "machine" else _raised_priority(policy, ticket, found)
+        raised = (
+            None
+            if ticket.status == "machine"
+            else raised_priority(policy, ticket.priority, message.channel, found)
+        )
+        deadlines, flags = None, list(ticket.decision.get("flags", []))
         if raised is not None and ticket.plan is not None:
-            deadlines = compute_deadlines(policy, ticket.plan, raised, ticket.received_at)
+            deadlines, added = raised_deadlines(
+                policy, ticket.plan, raised, ticket.received_at, ticket.decision
+            )
             decision = dict(ticket.decision)
+            decision["flags"] = flags = [*flags, *added]
             decision["raised"] = [
                 *decision.get("raised", []),
                 {
@@ -266,32 +278,41 @@ class Pipeline:
                     "at": message.received_at.isoformat(),
                 },
             ]
-            decision["deadlines"] = list(deadlines.explanation)
+            if deadlines is not None:
+                decision["deadlines"] = list(deadlines.explanation)
             changes.update(
                 priority=raised,
                 urgent=True,
-                first_response_due=deadlines.first_response_due,
-                resolution_due=deadlines.resolution_due,
+                first_response_due=deadlines.first_response_due if deadlines else None,
+                resolution_due=deadlines.resolution_due if deadlines else None,
                 decision=decision,
             )
+            if added:
+                await tickets.add_flags(session, ticket.id, added)
         await tickets.update_ticket(session, ticket.id, **changes)
         if raised is not None:
+            # The same alert a ticket opened at this priority brings.
+            contact = ticket.decision.get("contact", {})
             await self.notifier.alert(
                 session,
                 ticket.id,
-                ["raised to " + raised],
+                ["raised to " + policy.priorities.display(raised)]
+                + (["on call"] if "on_call" in flags else []),
                 {
                     "reference": references.format_reference(ticket.id),
-                    "organization": None,
+                    "organization": contact.get("organization"),
                     "sender": message.sender,
-                    "contact_status": "",
+                    "contact_status": contact.get("status", ""),
                     "channel": str(message.channel),
                     "priority": raised,
-                    "severity": None,
+                    "severity": ticket.decision.get("severity"),
                     "subject": message.subject,
                     "first_line": first_line(message.text),
-                    "first_response_due": None,
+                    "first_response_due": local_time(
+                        deadlines.first_response_due if deadlines else None, policy.zone
+                    ),
                 },
+                policy=policy,
             )
 
     async def _open(
@@ -306,7 +327,13 @@ class Pipeline:
         policy = load_policy(policy_ref)
         used = await _tickets_in_period(session, policy, identity, message.received_at)
         decision = decide(
-            policy, identity, message.channel, found, message.received_at, tickets_in_period=used
+            policy,
+            identity,
+            message.channel,
+            found,
+            message.received_at,
+            tickets_in_period=used,
+            callback=is_callback(message),
         )
         if machine is not None:
             decision = as_machine(decision, machine)
@@ -379,22 +406,6 @@ def _same_party(ticket: tickets.TicketState, message: InboundMessage, identity: 
     if ticket.sender == message.sender:
         return True
     return ticket.organization_id is not None and ticket.organization_id == identity.organization_id
-
-
-def _raised_priority(
-    policy: Policy, ticket: tickets.TicketState, found: Classification
-) -> str | None:
-    """The priority an urgent follow-up raises the ticket to, if it is higher."""
-    target = policy.priorities.urgent
-    if found.subject_priority and found.subject_priority in policy.priorities.subject_prefixes:
-        target = policy.priorities.subject_prefixes[found.subject_priority]
-    elif not found.urgent:
-        return None
-    if target is None or ticket.priority not in policy.priorities.order:
-        return None
-    if policy.priorities.rank(target) > policy.priorities.rank(ticket.priority):
-        return target
-    return None
 
 
 async def _tickets_in_period(

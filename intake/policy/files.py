@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from intake.errors import ConfigError
 from intake.messages import ChannelKind
-from intake.policy.calendar import Calendar, Window
+from intake.policy.calendar import TWENTY_FOUR_SEVEN, Calendar, Window
 from intake.policy.model import (
     Plan,
     Policy,
@@ -34,6 +34,7 @@ from intake.policy.model import (
 
 PRESETS = ("scoro", "circularo-saas", "scalr", "four-tier", "circularo-onprem")
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+ALWAYS = "24x7"  # the calendar of a plan that names none
 _CLOCK = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)$")
 
 
@@ -169,7 +170,7 @@ class PriorityTargetSpec(_Strict):
 
 
 class PlanSpec(_Strict):
-    response_calendar: str
+    response_calendar: str | None = None  # none: 24x7, and `intake policy check` warns
     resolution_calendar: str | None = None
     channels: list[ChannelKind] = list(ChannelKind)
     nominated_channels: list[ChannelKind] = []
@@ -187,6 +188,10 @@ class PrioritySpec(_Strict):
     subject_prefixes: dict[str, str] = {}
     by_severity: dict[Annotated[int, Field(ge=1, le=4)], str] = {}
     by_category: dict[str, str] = {}
+    suggest_on: list[ChannelKind] = []  # where the text's reading only suggests a priority
+    category_sets: list[str] = []  # categories that set the priority there all the same
+    names: dict[str, str] = {}  # how the policy's own text names each priority
+    show_severity: bool = True  # the severity line in acknowledgements and alerts
 
     @model_validator(mode="after")
     def _known(self) -> Self:
@@ -200,6 +205,9 @@ class PrioritySpec(_Strict):
         for key, value in named:
             if value not in self.order:
                 raise ValueError(f"{key} names unknown priority {value!r}")
+        for key in self.names:
+            if key not in self.order:
+                raise ValueError(f"names.{key}: unknown priority {key!r}")
         return self
 
 
@@ -243,9 +251,10 @@ class PolicySpec(_Strict):
         )
         for what, default_cal in pairs:
             target = getattr(targets, what)
-            if target is None or target.days is None:
+            name = targets.calendar or default_cal
+            if target is None or target.days is None or name is None:
                 continue
-            cal = self.calendars[targets.calendar or default_cal].build()
+            cal = self.calendars[name].build()
             if cal.day_length() is None:
                 raise _LocatedError(
                     f"{where}.{what}.days",
@@ -254,6 +263,8 @@ class PolicySpec(_Strict):
 
     def build(self, source: str) -> Policy:
         calendars = {name: spec.build() for name, spec in self.calendars.items()}
+        if any(plan.response_calendar is None for plan in self.plans.values()):
+            calendars.setdefault(ALWAYS, TWENTY_FOUR_SEVEN)
         rules = self.priorities
         return Policy(
             name=self.name,
@@ -270,6 +281,10 @@ class PolicySpec(_Strict):
                 subject_prefixes={k.lower(): v for k, v in rules.subject_prefixes.items()},
                 by_severity=dict(rules.by_severity),
                 by_category=dict(rules.by_category),
+                suggest_on=frozenset(rules.suggest_on),
+                category_sets=frozenset(rules.category_sets),
+                names=dict(rules.names),
+                show_severity=rules.show_severity,
             ),
             support_period_months=self.support_period_months,
             unidentified_sla=self.unidentified_sla,
@@ -278,10 +293,12 @@ class PolicySpec(_Strict):
 
 
 def _plan(name: str, spec: PlanSpec) -> Plan:
+    response = spec.response_calendar or ALWAYS
     return Plan(
         name=name,
-        response_calendar=spec.response_calendar,
-        resolution_calendar=spec.resolution_calendar or spec.response_calendar,
+        response_calendar=response,
+        resolution_calendar=spec.resolution_calendar or response,
+        has_calendar=spec.response_calendar is not None,
         channels=frozenset(spec.channels),
         nominated_channels=frozenset(spec.nominated_channels),
         designated_required=spec.designated_required,

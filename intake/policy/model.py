@@ -65,6 +65,7 @@ class Plan:
     designated_limit: int | None
     quota: int | None
     targets: Mapping[str, PriorityTargets]
+    has_calendar: bool = True  # False: the file named none, so it runs on 24x7
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,19 @@ class PriorityRules:
     subject_prefixes: Mapping[str, str]  # "urgent" -> priority, for a leading "Urgent:"
     by_severity: Mapping[int, str]
     by_category: Mapping[str, str]
+    # Channels where the customer's words set the priority and the text's reading (urgent
+    # word, severity, category) only suggests one; `category_sets` still set it there.
+    suggest_on: frozenset[ChannelKind] = frozenset()
+    category_sets: frozenset[str] = frozenset()
+    names: Mapping[str, str] = field(default_factory=dict)  # "level-3" -> "Level 3 (Medium)"
+    show_severity: bool = True  # False where the priority already is the severity, or none
 
     def rank(self, priority: str) -> int:
         return self.order.index(priority)
+
+    def display(self, priority: str) -> str:
+        """The priority as the policy's own text names it."""
+        return self.names.get(priority, priority)
 
 
 @dataclass(frozen=True)
@@ -144,10 +155,20 @@ class Deadlines:
     rule: str  # "policy plan P, priority Q"
     response_basis: Basis
     resolution_basis: Basis
+    # A resolution is also a response: the first response was due later than the resolution,
+    # so it is due at the resolution deadline (CONTRACTS section 1).
+    response_capped: bool = False
 
     @property
     def explanation(self) -> tuple[str, ...]:
-        return (self.rule, self.response_basis.explain(), self.resolution_basis.explain())
+        lines: tuple[str, ...] = (
+            self.rule,
+            self.response_basis.explain(),
+            self.resolution_basis.explain(),
+        )
+        if self.response_capped:
+            lines += ("first response capped at the resolution deadline",)
+        return lines
 
 
 def _calendar(policy: Policy, name: str, region: str | None) -> Calendar:
@@ -250,12 +271,15 @@ def compute_deadlines(
     "business hours in regional market").
     """
     plan = _schedule(policy, plan_name, priority, region)
+    response, resolution = _due(plan.response, received), _due(plan.resolution, received)
+    capped = response is not None and resolution is not None and resolution < response
     return Deadlines(
         clock_starts=clock_starts(plan.start, received),
-        first_response_due=_due(plan.response, received),
-        resolution_due=_due(plan.resolution, received),
+        first_response_due=resolution if capped else response,
+        resolution_due=resolution,
         on_call=plan.on_call,
         rule=plan.rule,
         response_basis=plan.response_basis,
         resolution_basis=plan.resolution_basis,
+        response_capped=capped,
     )

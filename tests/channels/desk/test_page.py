@@ -408,3 +408,22 @@ async def test_in_chromium_login_live_queue_and_ticket(
     await asyncio.to_thread(drive)
     check_png(tmp_path / "queue.png")
     check_png(tmp_path / "ticket.png")
+
+
+async def test_the_ticket_page_shows_what_the_text_suggests(
+    client: httpx.AsyncClient, agent: None, storage: Storage
+) -> None:
+    refs = await seed(storage)
+    receipt = await make_pipeline(storage)(
+        InboundMessage(
+            channel=ChannelKind.EMAIL, channel_message_id="<down@x>", rfc_message_id="down@x",
+            received_at=NOW, sender="jo@fourco.example", subject="Our service is down",
+            text="Our service is down, nobody can log in.",
+        )
+    )  # fmt: skip
+    assert (await post_login(client)).status_code == 303
+    page = (await client.get(f"/tickets/{receipt.reference}")).text
+    found = re.search(r'<dd id="suggested">([^<]*)</dd>', page)
+    assert found and found[1] == "urgent (what the text reads)"
+    plain = (await client.get(f"/tickets/{refs['whatsapp']}")).text  # nothing to suggest
+    assert "Policy" in plain and 'id="suggested"' not in plain

@@ -129,3 +129,13 @@ def test_batch_covers_every_preset_plan_and_priority() -> None:
         assert "error" not in answer
         assert (answer["policy"], answer["plan"], answer["priority"]) == (
             request["policy"], request["plan"], request["priority"])  # fmt: skip
+
+
+def test_response_capped_at_the_resolution_deadline() -> None:
+    # circularo-saas Standard, Urgent: 48 h response against 4 days (32 support hours) to
+    # resolve. A resolution is also a response: both are due Thursday 16:30, not Monday 24.
+    done = intake("sla", "--policy", "circularo-saas", "--plan", "standard", "--priority",
+                  "urgent", "--received", "2024-06-14T16:30+02:00")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["first_response_due"] == answer["resolution_due"] == "2024-06-20T16:30:00+02:00"

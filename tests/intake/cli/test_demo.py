@@ -47,5 +47,5 @@ def test_demo_acknowledges_a_request(tmp_path: Path) -> None:
         out.close()
     printed = (tmp_path / "out.txt").read_text()
     assert "[SUP-000001] Re: Urgent: export fails" in printed
-    assert "Hello Alice Novak" in printed and "Priority: urgent" in printed
+    assert "Hello Alice Novak" in printed and "Priority: Urgent" in printed
     assert (tmp_path / "intake.db").exists()  # the embedded default database

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +21,15 @@ from sqlalchemy import select, update
 
 from classifier import load_rules
 from intake.cli.app import Storage
-from intake.desk.watch import SlaWatcher, elapsed_share, share_used, threshold_due, warn_label
+from intake.desk.watch import (
+    SlaWatcher,
+    deadline_calendar,
+    elapsed_share,
+    render_sla_alert,
+    share_used,
+    threshold_due,
+    warn_label,
+)
 from intake.messages import ChannelKind, InboundMessage
 from intake.outbox import acks
 from intake.outbox.notices import NoticeOptions, Notifier
@@ -372,3 +381,39 @@ async def test_the_inactivity_close_is_configurable(seeded: Storage) -> None:
     only_scalr = watcher(seeded, later, inactivity_policies=("scalr",), inactivity_close_days=10)
     assert (await only_scalr.run_once()).closed == 1
     assert await statuses(seeded, saas, scalr) == ["on_hold", "closed"]
+
+
+def test_sla_alerts_name_the_priority_as_the_policy_does() -> None:
+    ticket = _watched(policy="circularo-onprem", plan="plus", priority="level-3")
+    text = render_sla_alert(TEMPLATES, ticket, "75%", 0.75).text
+    assert "Priority: Level 3 (Medium)" in text
+    gone = render_sla_alert(TEMPLATES, _watched(), "75%", 0.75).text
+    assert "Priority: normal" in gone  # a policy that no longer loads: its own label
+
+
+INVERTED_POLICY = """
+name = "inverted"
+[priorities]
+order = ["urgent"]
+default = "urgent"
+[calendars.office]
+zone = "Europe/Prague"
+windows = [{ days = "mon-fri", start = "09:00", end = "17:00" }]
+[calendars.always]
+always = true
+[plans.basic]
+response_calendar = "always"
+resolution_calendar = "office"
+[plans.basic.targets]
+urgent = { response = { hours = 100 }, resolution = { hours = 8 } }
+"""
+
+
+def test_a_capped_first_response_runs_on_the_resolution_calendar(tmp_path: Path) -> None:
+    # A team's policy: response on a 24x7 clock, resolution in office hours, and inverted,
+    # so the first response is due at the resolution deadline, on office hours.
+    path = tmp_path / "inverted.toml"
+    path.write_text(INVERTED_POLICY, encoding="utf-8")
+    ticket = _watched(policy=str(path), plan="basic", priority="urgent")
+    cal = deadline_calendar(ticket)
+    assert cal is not None and cal.zone == "Europe/Prague" and not cal.always

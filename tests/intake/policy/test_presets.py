@@ -27,9 +27,10 @@ CASES: list[tuple[str, str, str, str, str | None, str | None, str | None, str | 
     # At night: clock starts Wed 08:30; 4 full days end exactly at Mon's 16:30 window end.
     ("circularo-saas", "standard", "normal", "2024-06-11T22:00+02:00", None,
      "2024-06-12T08:30+02:00", "2024-06-17T16:30+02:00", "2024-06-18T16:30+02:00"),
-    # Exactly at a window's end (half-open: outside). Urgent 48 h = 6 days, 4 days = 32 h.
+    # Exactly at a window's end (half-open: outside). Urgent 48 h = 6 days, 4 days = 32 h;
+    # a resolution is also a response, so the response is capped at Thu 16:30 (not Mon 24).
     ("circularo-saas", "standard", "urgent", "2024-06-14T16:30+02:00", None,
-     "2024-06-17T08:30+02:00", "2024-06-24T16:30+02:00", "2024-06-20T16:30+02:00"),
+     "2024-06-17T08:30+02:00", "2024-06-20T16:30+02:00", "2024-06-20T16:30+02:00"),
     # Sunday: 4 days from Monday -> Thu 16:30; 5 days -> Fri 16:30.
     ("circularo-saas", "standard", "normal", "2024-06-16T09:00+02:00", None,
      "2024-06-17T08:30+02:00", "2024-06-20T16:30+02:00", "2024-06-21T16:30+02:00"),
@@ -38,9 +39,10 @@ CASES: list[tuple[str, str, str, str, str | None, str | None, str | None, str | 
     ("circularo-saas", "standard", "normal", "2024-03-28T15:30+01:00", None,
      "2024-03-28T15:30+01:00", "2024-04-05T15:30+02:00", "2024-04-08T15:30+02:00"),
     # 5 July (Friday) closed: Thu 4.5, Mon 12.5, Tue 20.5, Wed 28.5, Thu 36.5, Fri 44.5,
-    # Mon +3.5 -> 12:00 (48 h); 32 h: ... Wed 28.5, Thu +3.5 -> 12:00.
+    # Mon +3.5 -> 12:00 (48 h); 32 h: ... Wed 28.5, Thu +3.5 -> 12:00; the response is capped
+    # at that resolution deadline.
     ("circularo-saas", "standard", "urgent", "2024-07-04T12:00+02:00", None,
-     "2024-07-04T12:00+02:00", "2024-07-15T12:00+02:00", "2024-07-11T12:00+02:00"),
+     "2024-07-04T12:00+02:00", "2024-07-11T12:00+02:00", "2024-07-11T12:00+02:00"),
     # 2026: 5 July is a Sunday and 6 July (Jan Hus Day) a Monday, closed: Fri 3 Jul 14:30 CEST
     # gives 2 h, Tue 7 Jul 10, Wed 18, Thu 26, Fri +6 -> 14:30 (32 h); 40 h: Fri full 34, Mon
     # 13 Jul +6 -> 14:30.
