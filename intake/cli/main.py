@@ -24,8 +24,10 @@ from classifier import load_rules
 from intake.cli import admin
 from intake.cli.app import Storage, build_pipeline, open_storage, utc_now
 from intake.cli.classify import classify_input
+from intake.cli.existing import require_database
 from intake.cli.serve import serve
 from intake.cli.sla import answer, answer_line
+from intake.cli.text import ticket_text
 from intake.config import Settings, load_settings
 from intake.desk import actions as agent_actions
 from intake.desk import agents as accounts
@@ -257,7 +259,7 @@ def contacts_import(settings: Settings, file: Path) -> None:
 @config_option
 def contacts_list(settings: Settings, as_json: bool) -> None:
     """Organizations with their plan, domains and contacts."""
-    for org in asyncio.run(_with_storage(settings, admin.list_contacts)):
+    for org in asyncio.run(_reading(settings, admin.list_contacts)):
         if as_json:
             _emit(org)
             continue
@@ -284,13 +286,13 @@ def tickets_list(settings: Settings, as_json: bool, only_open: bool, overdue: bo
         now = datetime.now(UTC) if overdue else None
         return await admin.list_ticket_rows(storage, only_open=only_open, overdue_at=now)
 
-    for row in asyncio.run(_with_storage(settings, run)):
+    for row in asyncio.run(_reading(settings, run)):
         if as_json:
             _emit(row)
         else:
             due = row["first_response_due"] or row["resolution_due"] or "-"
             click.echo(
-                f"{row['reference']}  {row['priority']:<12} due {due:<25} "
+                f"{row['reference']}  {row['status']:<8} {row['priority']:<12} due {due:<25} "
                 f"{row['sender']}: {row['subject'][:60]}"
             )
 
@@ -305,11 +307,11 @@ def tickets_show(settings: Settings, reference: str, as_json: bool) -> None:
     async def run(storage: Storage) -> dict[str, Any]:
         return await admin.show_ticket(storage, reference)
 
-    shown = asyncio.run(_with_storage(settings, run))
+    shown = asyncio.run(_reading(settings, run))
     if as_json:
         _emit(shown)
         return
-    click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
+    click.echo(ticket_text(shown))
 
 
 @main.group("agents")
@@ -341,7 +343,15 @@ def agents_add(settings: Settings, email: str, name: str | None, password_stdin:
             ),
         )
     )
+    _print_token(token)
+
+
+def _print_token(token: str) -> None:
+    # The label goes to stderr: a terminal shows "API token: ...", while `$(intake agents
+    # add ...)` still captures the bare token from stdout, as scripts always have.
+    click.echo("API token: ", err=True, nl=False)
     click.echo(token)
+    click.echo("(shown this once; send it as `Authorization: Bearer TOKEN` on /api/...)", err=True)
 
 
 @agents_group.command("token")
@@ -354,7 +364,7 @@ def agents_token(settings: Settings, email: str) -> None:
             settings, lambda storage: accounts.issue_token(storage.sessions, email, now=utc_now())
         )
     )
-    click.echo(token)
+    _print_token(token)
 
 
 @agents_group.command("list")
@@ -416,6 +426,13 @@ T = TypeVar("T")
 async def _with_storage(settings: Settings, work: Callable[[Storage], Awaitable[T]]) -> T:
     async with open_storage(settings) as storage:
         return await work(storage)
+
+
+async def _reading(settings: Settings, work: Callable[[Storage], Awaitable[T]]) -> T:
+    """`_with_storage` for commands that only read: a database that is not there is an error,
+    not a new empty one (CONTRACTS section 2 additions)."""
+    require_database(settings.database.url)
+    return await _with_storage(settings, work)
 
 
 if __name__ == "__main__":  # pragma: no cover

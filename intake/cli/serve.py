@@ -7,6 +7,7 @@ notices are queued), stops the deliverer after its current pass, and returns.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import secrets
 import signal
@@ -31,7 +32,7 @@ from channels.web.metrics import MeasuredIntake, Metrics, metrics_routes
 from intake.cli import admin
 from intake.cli.app import Storage, build_pipeline, notice_options, open_storage, utc_now
 from intake.cli.demo.sink import PrintingSink
-from intake.config import Settings, SmtpSettings
+from intake.config import Settings, SmtpSettings, WebSettings
 from intake.desk.watch import SlaWatcher
 from intake.errors import ConfigError
 from intake.messages import Channel, Intake, Replier
@@ -200,9 +201,28 @@ class Service:
                 )
             )
         for channel in self.channels:
-            await channel.start(self.intake)
+            await self._listen(channel)
         self._delivering = asyncio.create_task(self.deliverer.run(self.stopping))
         self._watching = asyncio.create_task(self.watcher.run(self.stopping))
+
+    async def _listen(self, channel: Channel) -> None:
+        """Start `channel`; a listener that cannot bind is one ConfigError naming the address
+        (CONTRACTS section 2 additions), not a traceback."""
+        try:
+            await channel.start(self.intake)
+        except OSError as exc:
+            listens: dict[str, SmtpSettings | WebSettings]
+            listens = {"smtp": self.settings.smtp, "web": self.settings.web}
+            section = listens.get(channel.name)
+            if section is None:
+                raise
+            address = f"[{section.host}]" if ":" in section.host else section.host
+            problem = exc.strerror or str(exc)
+            if exc.errno == errno.EADDRINUSE:
+                problem = "address already in use (another process holds the port)"
+            raise ConfigError(
+                f"{channel.name}.port", f"cannot listen on {address}:{section.port}: {problem}"
+            ) from None
 
     async def ping(self) -> None:
         """What /healthz asks: does the database answer?"""
