@@ -136,3 +136,21 @@ def test_tickets_and_agents_speak_text_to_people(
     again = intake(tmp_path, "agents", "token", "ann@vendor.example")
     assert again.stdout.count("\n") == 1 and " " not in again.stdout.strip()
     assert "API token: " in again.stderr
+
+
+def test_contacts_import_reads_phones_in_the_region_and_hints_at_separators(
+    tmp_path: Path,
+) -> None:
+    header = "organization,plan,support_start,domains,name,email,phone,telegram,role,policy,region"
+    good = tmp_path / "good.csv"
+    row = "Acme,standard,,acme.example,Al,,(415) 555-0199,,user,scalr,America/Los_Angeles"
+    good.write_text(f"{header}\n{row}\n", encoding="utf-8")
+    assert intake(tmp_path, "contacts", "import", str(good)).returncode == 0
+    [org] = map(json.loads, intake(tmp_path, "contacts", "list", "--json").stdout.splitlines())
+    assert org["contacts"][0]["phone"] == "+14155550199"
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        f'{header}\nBeta,standard,,"b.example,c.example",Bo,bo@b.example,,,user,,\n', "utf-8"
+    )
+    line = one_error_line(intake(tmp_path, "contacts", "import", str(bad)))
+    assert "line 2" in line and "domains are separated by spaces, not commas" in line
