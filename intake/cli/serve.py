@@ -152,10 +152,12 @@ class Service:
         )
         self._watching: asyncio.Task[None] | None = None
         self._unredact: Callable[[], None] | None = None
+        self._uncount: Callable[[], None] | None = None
 
     async def start(self) -> None:
         # Before any channel can log: no configured secret ever reaches a log line.
         self._unredact = redact_logs(secrets_of(self.settings, self.secret))
+        self._uncount = self.metrics.count_refusals()  # intake_refusals_total in /metrics
         if self.settings.smtp.enabled:
             smtp = self.settings.smtp
             self.channels.append(
@@ -244,6 +246,8 @@ class Service:
             await self.telegram_replier.aclose()
         if self._unredact is not None:
             self._unredact()
+        if self._uncount is not None:
+            self._uncount()
 
 
 DEMO_HINT = """Demo: SMTP for {domains} on {host}:{port}; acknowledgements print here.
