@@ -21,7 +21,7 @@ import click
 
 from channels.email.imap import BackfillResult, backfill
 from classifier import load_rules
-from intake.cli import admin
+from intake.cli import admin, checks
 from intake.cli.app import Storage, build_pipeline, open_storage, utc_now
 from intake.cli.classify import classify_input
 from intake.cli.existing import require_database
@@ -180,6 +180,33 @@ def serve_command(settings: Settings, demo: bool) -> None:
     # The twilio library logs every REST request with its headers and form at INFO.
     logging.getLogger("twilio").setLevel(logging.WARNING)
     asyncio.run(serve(settings, demo=demo))
+
+
+@main.group("config")
+def config_group() -> None:
+    """The configuration file."""
+
+
+@config_group.command("check")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Configuration file (default ./intake.toml, then built-in defaults).",
+)
+def config_check(config_path: Path | None) -> None:
+    """Validate the configuration and reach what it names; one line per check, exit 0 when
+    all is well, 1 otherwise."""
+    try:
+        settings = load_settings(config_path)
+    except IntakeError as exc:
+        click.echo(f"FAIL {exc}")
+        sys.exit(1)
+    findings = asyncio.run(checks.check_all(settings))
+    for finding in findings:
+        click.echo(finding.line())
+    sys.exit(1 if any(f.problem for f in findings) else 0)
 
 
 @main.group()
