@@ -260,6 +260,8 @@ class Agent(Base):
     name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime]
+    # IANA zone the page shows times in; null: the browser's own zone.
+    time_zone: Mapped[str | None] = mapped_column(String(64))
 
 
 class ApiToken(Base):

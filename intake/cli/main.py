@@ -394,6 +394,21 @@ def agents_token(settings: Settings, email: str) -> None:
     _print_token(token)
 
 
+@agents_group.command("zone")
+@click.argument("email")
+@click.argument("zone", required=False)
+@config_option
+def agents_zone(settings: Settings, email: str, zone: str | None) -> None:
+    """Show the agent's page times in ZONE (e.g. Europe/Prague); without ZONE, in the zone
+    of their browser (the default)."""
+
+    async def run(storage: Storage) -> str | None:
+        return await accounts.set_agent_zone(storage.sessions, email, zone)
+
+    chosen = asyncio.run(_with_storage(settings, run))
+    click.echo(f"{email}: page times in {chosen or 'the browser zone'}", err=True)
+
+
 @agents_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per agent.")
 @config_option

@@ -32,12 +32,13 @@ from channels.web.metrics import MeasuredIntake, Metrics, metrics_routes
 from intake.cli import admin
 from intake.cli.app import Storage, build_pipeline, notice_options, open_storage, utc_now
 from intake.cli.demo.sink import PrintingSink
-from intake.config import Settings, SmtpSettings, WebSettings
+from intake.config import NotifySettings, Settings, SmtpSettings, WebSettings
 from intake.desk.watch import SlaWatcher
 from intake.errors import ConfigError
 from intake.messages import Channel, Intake, Replier
 from intake.outbox import acks
 from intake.outbox.delivery import Deliverer
+from intake.policy.files import load_policy
 from intake.ratelimit import RateLimiter, limited
 from intake.redact import redact_logs, secrets_of
 from storage.locks import leadership
@@ -77,6 +78,7 @@ def web_routes(
             secure_cookie=form.secure_cookie,
             failures_before_delay=settings.limits.login_failures_before_delay,
             delay_cap_seconds=settings.limits.login_delay_cap_seconds,
+            priorities=load_policy(settings.policy.name).priorities.order,
         )
     )
     if settings.twilio.enabled:
@@ -254,7 +256,12 @@ DEMO_HINT = """Demo: SMTP for {domains} on {host}:{port}; acknowledgements print
 From another terminal, send a request as a demo customer:
   python3 -m intake.cli.demo.send --port {port} "Urgent: export fails" "It shows error 500."
   intake tickets list
+Urgent alerts go to {notify} and print here too.
+The agents' page is {page}; create an agent to log in (and an API token) with:
+  echo 'a long password' | intake agents add you@vendor.example --name You --password-stdin
 Ctrl-C stops."""
+# The demo's on-call address when the configuration names none: its alerts print here.
+DEMO_NOTIFY = "oncall@vendor.example"
 
 
 async def serve(settings: Settings, *, demo: bool = False) -> None:
@@ -273,6 +280,7 @@ async def serve(settings: Settings, *, demo: bool = False) -> None:
                 update={
                     "outbound": settings.outbound.model_copy(update={"smtp": outbound}),
                     "contacts": settings.contacts.model_copy(update={"file": contacts}),
+                    "notify": _demo_notify(settings),
                 }
             )
             await _serve(settings, on_ready=lambda service: print(_hint(settings, service)))
@@ -280,11 +288,24 @@ async def serve(settings: Settings, *, demo: bool = False) -> None:
         await sink.stop()
 
 
+def _demo_notify(settings: Settings) -> NotifySettings:
+    notify = settings.notify
+    if notify.emails or notify.telegram_chat_ids:
+        return notify
+    return notify.model_copy(update={"emails": [DEMO_NOTIFY]})
+
+
 def _hint(settings: Settings, service: Service) -> str:
     domains = settings.smtp.domains
     smtp = [c for c in service.channels if isinstance(c, SmtpChannel)]
     port = smtp[0].port if smtp else settings.smtp.port
-    return DEMO_HINT.format(domains=", ".join(domains), host=settings.smtp.host, port=port)
+    web = [c for c in service.channels if isinstance(c, WebChannel)]
+    host = settings.web.host if ":" not in settings.web.host else f"[{settings.web.host}]"
+    page = f"http://{host}:{web[0].port}/" if web else "off ([web] enabled = false)"
+    notify = ", ".join(settings.notify.emails + [str(c) for c in settings.notify.telegram_chat_ids])
+    return DEMO_HINT.format(
+        domains=", ".join(domains), host=settings.smtp.host, port=port, page=page, notify=notify
+    )
 
 
 async def _serve(settings: Settings, *, on_ready: Callable[[Service], None] | None = None) -> None:

@@ -136,6 +136,11 @@ def test_tickets_and_agents_speak_text_to_people(
     again = intake(tmp_path, "agents", "token", "ann@vendor.example")
     assert again.stdout.count("\n") == 1 and " " not in again.stdout.strip()
     assert "API token: " in again.stderr
+    zoned = intake(tmp_path, "agents", "zone", "ann@vendor.example", "Europe/Prague")
+    assert zoned.returncode == 0 and "page times in Europe/Prague" in zoned.stderr
+    assert "is not a time zone" in one_error_line(
+        intake(tmp_path, "agents", "zone", "ann@vendor.example", "Mars/Base")
+    )
 
 
 def test_contacts_import_reads_phones_in_the_region_and_hints_at_separators(
