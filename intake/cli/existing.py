@@ -24,6 +24,14 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+def shown_url(url: str) -> str:
+    """The database URL as it may be printed: without its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(not a database URL)"
+
+
 def require_database(url: str) -> None:
     """Raise ConfigError naming the path when the configured SQLite file does not exist."""
     path = sqlite_path(url)

@@ -18,20 +18,21 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.exc import DBAPIError
 
 from channels.email.imap import BackfillResult, backfill
 from classifier import load_rules
 from intake.cli import admin, checks
 from intake.cli.app import Storage, build_pipeline, open_storage, utc_now
 from intake.cli.classify import classify_input
-from intake.cli.existing import require_database
+from intake.cli.existing import require_database, shown_url
 from intake.cli.serve import serve
 from intake.cli.sla import answer, answer_line
 from intake.cli.text import ticket_text
 from intake.config import Settings, load_settings
 from intake.desk import actions as agent_actions
 from intake.desk import agents as accounts
-from intake.errors import InputRefusedError, IntakeError
+from intake.errors import ConfigError, InputRefusedError, IntakeError
 from intake.messages import ChannelKind
 from intake.pipeline import references
 from intake.policy.files import load_policy
@@ -474,7 +475,11 @@ async def _reading(settings: Settings, work: Callable[[Storage], Awaitable[T]]) 
     """`_with_storage` for commands that only read: a database that is not there is an error,
     not a new empty one (CONTRACTS section 2 additions)."""
     require_database(settings.database.url)
-    return await _with_storage(settings, work)
+    try:
+        return await _with_storage(settings, work)
+    except (OSError, DBAPIError) as exc:  # a server that is away or refuses us: one line
+        problem = f"cannot reach {shown_url(settings.database.url)}: {type(exc).__name__}"
+        raise ConfigError("database.url", problem) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -159,3 +159,11 @@ def test_contacts_import_reads_phones_in_the_region_and_hints_at_separators(
     )
     line = one_error_line(intake(tmp_path, "contacts", "import", str(bad)))
     assert "line 2" in line and "domains are separated by spaces, not commas" in line
+
+
+def test_a_read_only_command_on_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    url = f"postgresql+asyncpg://intake:hunter2@127.0.0.1:{free_port()}/intake"
+    done = intake(tmp_path, "tickets", "list", env={"INTAKE_DATABASE_URL": url})
+    line = one_error_line(done)
+    assert "database.url: cannot reach postgresql+asyncpg://intake:***@127.0.0.1:" in line
+    assert "hunter2" not in done.stderr
