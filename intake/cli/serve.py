@@ -1,7 +1,8 @@
 """`intake serve`: every enabled channel and the outbox deliverer, until SIGTERM or SIGINT.
 
 On a signal it stops accepting, lets what was accepted finish (its tickets commit, its
-notices are queued), stops the deliverer after its current pass, and returns.
+notices are queued), lets the deliverer send what is due within its grace period (the
+acknowledgement of a message confirmed just before the signal goes out now), and returns.
 """
 
 from __future__ import annotations
