@@ -374,7 +374,8 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
         source = str(DEFAULT_CONFIG)
     else:
         data, source = {}, "built-in defaults"
-    data = _merge(data, _env_overrides(Settings, (), environ))
+    overrides = _env_overrides(Settings, (), environ)
+    data = _merge(data, overrides)
     try:
         return Settings(**data)
     except ValidationError as exc:
@@ -385,4 +386,19 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
             field, colon, said = str(error.get("ctx", {}).get("error", "")).partition(": ")
             if colon and field.isidentifier():
                 key, problem = f"{key}.{field}", said
+        variable = _env_variable(overrides, error["loc"])
+        if variable is not None:  # the value came from the environment: name the variable
+            source = f"environment variable {variable}"
         raise ConfigError(key, problem, source=source) from None
+
+
+def _env_variable(overrides: dict[str, Any], loc: tuple[int | str, ...]) -> str | None:
+    """The `INTAKE_...` variable that set the key at `loc`, or None if the file did."""
+    found: Any = overrides
+    for depth, part in enumerate(loc):
+        if not isinstance(found, dict) or part not in found:
+            return None
+        found = found[part]
+        if not isinstance(found, dict):  # a list's item is still the variable's value
+            return ENV_PREFIX + "_".join(str(p) for p in loc[: depth + 1]).upper()
+    return None

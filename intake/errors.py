@@ -4,6 +4,8 @@ Exceptions inside, wire codes only at an adapter's edge: each adapter maps these
 protocol (SMTP 4xx/5xx, HTTP 503/4xx), so retry semantics stay explicit.
 """
 
+import logging
+
 
 class IntakeError(Exception):
     """Base of every error the product raises on purpose."""
@@ -47,3 +49,19 @@ class PermanentChannelError(IntakeError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+# -- refusals: one log line each, which /metrics also counts ------------------------------------
+
+REFUSALS_LOGGER = "intake.refusals"
+
+
+def log_refusal(channel: str, reason: str, client: str, detail: str = "") -> None:
+    """Log one refused or dropped input: the channel, a reason from a small fixed vocabulary
+    (a metrics label: "relaying_denied", "too_large", "rate_limited", "bad_input", ...), who
+    sent it, never what it said. `channels.web.metrics` counts these records."""
+    logging.getLogger(REFUSALS_LOGGER).info(
+        "refused %s from %r: %s%s",
+        channel, client, reason, f" ({detail[:200]!r})" if detail else "",
+        extra={"refusal": (channel, reason)},
+    )  # fmt: skip

@@ -285,3 +285,12 @@ async def ticket_events(session: AsyncSession, ticket_id: int) -> list[EventView
 async def forget_sla_alerts(session: AsyncSession, ticket_id: int) -> None:
     """Forget the SLA alerts sent for a ticket whose deadlines were just recomputed."""
     await session.execute(delete(SlaAlert).where(SlaAlert.ticket_id == ticket_id))
+
+
+async def agent_time_zone(session: AsyncSession, agent_id: int) -> str | None:
+    """The zone an agent chose for the page; None: the browser's."""
+    return await session.scalar(select(Agent.time_zone).where(Agent.id == agent_id))
+
+
+async def set_agent_time_zone(session: AsyncSession, agent_id: int, zone: str | None) -> None:
+    await session.execute(update(Agent).where(Agent.id == agent_id).values(time_zone=zone))

@@ -263,6 +263,9 @@ class Agent(Base):
     # Set by `intake agents deactivate`: no login, no token, no session from then on.
     deactivated_at: Mapped[datetime | None]
 
+    # IANA zone the page shows times in; null: the browser's own zone.
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+
 
 class AgentSession(Base):
     """A logged-in page session, stored only as the hash of its cookie; logging out, or the

@@ -22,9 +22,10 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from importlib import resources
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import Environment, PackageLoader
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -43,6 +44,7 @@ from intake.desk.actions import (
 from intake.desk.agents import (
     agent_for_password,
     agent_for_session,
+    agent_zone,
     end_session,
     start_session,
 )
@@ -56,6 +58,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
 SESSION_COOKIE = "intake_session"
+ZONE_COOKIE = "intake_zone"  # the browser's IANA zone, set by page.js
 LOGIN_COOKIE = "intake_login_csrf"
 MAX_ROWS = 200  # the page shows this many; the API pages through more
 MAX_LOGIN_BODY = 8 * 1024
@@ -160,12 +163,24 @@ def _parse_time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def shown_time(value: str | None) -> str:
+def shown_time(value: str | None, zone: tzinfo = UTC) -> str:
     moment = _parse_time(value)
-    return "" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return "" if moment is None else moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
-def _queue_row(row: dict[str, Any], now: datetime) -> dict[str, Any]:
+def page_zone(chosen: str | None, browser: str | None) -> tuple[tzinfo, str]:
+    """The zone the page shows times in, and why: the agent's own setting ("agent"), else
+    the zone the browser reported in its cookie ("browser"), else UTC ("default")."""
+    for name, source in ((chosen, "agent"), (browser, "browser")):
+        if name and len(name) <= 64 and name.isascii():
+            try:
+                return ZoneInfo(name), source
+            except (ZoneInfoNotFoundError, ValueError, OSError):
+                continue  # a zone this machine does not know: try the next
+    return UTC, "default"
+
+
+def _queue_row(row: dict[str, Any], now: datetime, zone: tzinfo = UTC) -> dict[str, Any]:
     # The queue's order is the API's: the next deadline still open (first response until it
     # was given, then resolution until resolved).
     first = row["first_response_due"] if not row.get("first_response_at") else None
@@ -174,7 +189,7 @@ def _queue_row(row: dict[str, Any], now: datetime) -> dict[str, Any]:
     return row | {
         "deadline_kind": "first response" if first else "resolution" if due_text else "",
         "due_at": due_text or "",
-        "due_shown": shown_time(due_text),
+        "due_shown": shown_time(due_text, zone),
         "left": left,
         "overdue": overdue,
     }
@@ -197,6 +212,7 @@ class QueuePage:
         delay_cap_seconds: float = 900,
         refresh_seconds: int = 15,
         wall_clock: Callable[[], float] = time.time,
+        priorities: Sequence[str] = (),
     ) -> None:
         if not secret:
             raise ValueError("the page needs a secret to sign its cookies")
@@ -213,6 +229,8 @@ class QueuePage:
         self.wall_clock = wall_clock
         self.script = _static("page.js")
         self.style = _static("page.css")
+        # The filter offers every priority of the policy, not only those with tickets now.
+        self.priorities = tuple(priorities)
 
     def routes(self, _intake: Intake) -> Sequence[BaseRoute]:
         return [
@@ -259,7 +277,14 @@ class QueuePage:
             return ""
         return csrf_token(self.secret, agent.cookie, int(self.wall_clock()))
 
-    async def _queue_rows(self, filters: Filters) -> tuple[list[dict[str, Any]], datetime]:
+    async def _zone(self, request: Request, agent: LoggedIn) -> tuple[tzinfo, str]:
+        async with storage_errors():
+            chosen = await agent_zone(self.sessions, agent.agent_id)
+        return page_zone(chosen, request.cookies.get(ZONE_COOKIE))
+
+    async def _queue_rows(
+        self, filters: Filters, zone: tzinfo = UTC
+    ) -> tuple[list[dict[str, Any]], datetime]:
         now = self.clock()
         rows = await ticket_rows(
             self.sessions,
@@ -269,7 +294,7 @@ class QueuePage:
             limit=MAX_ROWS,
             offset=0,
         )
-        return [_queue_row(row, now) for row in rows], now
+        return [_queue_row(row, now, zone) for row in rows], now
 
     async def queue(self, request: Request) -> Response:
         agent = await self.logged_in(request)
@@ -277,7 +302,8 @@ class QueuePage:
             return RedirectResponse("/login", status_code=303, headers=SECURITY_HEADERS)
         try:
             filters = Filters.parse(request.query_params)
-            rows, now = await self._queue_rows(filters)
+            zone, zone_source = await self._zone(request, agent)
+            rows, now = await self._queue_rows(filters, zone)
             # The filters' choices: what the open queue holds now.
             choices = await ticket_rows(
                 self.sessions, only_open=True, overdue_at=None, where=QueueFilter(),
@@ -289,7 +315,8 @@ class QueuePage:
             log.warning("page: %s", exc)
             return self._problem(503, "The database does not answer; try again shortly.", agent)
         organizations = sorted({r["organization"] for r in choices if r["organization"]})
-        priorities = sorted({r["priority"] for r in choices})
+        extra = {r["priority"] for r in choices} | {filters.priority}
+        priorities = [*self.priorities, *sorted(extra - {*self.priorities, ""})]
         return self._html(
             "queue.html.j2",
             agent=agent,
@@ -299,8 +326,10 @@ class QueuePage:
             shows=SHOWS,
             channels=[c.value for c in ChannelKind],
             organizations=sorted({*organizations, filters.organization} - {""}),
-            priorities=sorted({*priorities, filters.priority} - {""}),
-            now=shown_time(now.isoformat()),
+            priorities=priorities,
+            now=shown_time(now.isoformat(), zone),
+            zone=str(zone),
+            zone_source=zone_source,
             max_rows=MAX_ROWS,
             refresh_seconds=self.refresh_seconds,
         )
@@ -312,7 +341,8 @@ class QueuePage:
             return Response("log in again\n", 401, headers=SECURITY_HEADERS)
         try:
             filters = Filters.parse(request.query_params)
-            rows, now = await self._queue_rows(filters)
+            zone, _ = await self._zone(request, agent)
+            rows, now = await self._queue_rows(filters, zone)
         except InputRefusedError as exc:
             return Response(f"{exc}\n", 400, media_type="text/plain", headers=SECURITY_HEADERS)
         except TransientError as exc:
@@ -321,7 +351,7 @@ class QueuePage:
                 "storage unavailable\n", 503, media_type="text/plain",
                 headers=SECURITY_HEADERS | {"Retry-After": "5"},
             )  # fmt: skip
-        return self._html("rows.html.j2", rows=rows, now=shown_time(now.isoformat()))
+        return self._html("rows.html.j2", rows=rows, now=shown_time(now.isoformat(), zone))
 
     async def ticket(self, request: Request) -> Response:
         agent = await self.logged_in(request)
@@ -333,6 +363,7 @@ class QueuePage:
             if ticket_id is None:
                 raise TicketNotFoundError(0)
             shown = await ticket_detail(self.sessions, ticket_id)
+            zone, zone_source = await self._zone(request, agent)
         except TicketNotFoundError:
             return self._problem(404, f"There is no ticket {reference}.", agent)
         except TransientError as exc:
@@ -353,10 +384,11 @@ class QueuePage:
                 continue
             left, overdue = time_left(_parse_time(shown[name]), now)
             if shown[done] is not None:
-                left, overdue = f"done {shown_time(shown[done])}", False
+                left, overdue = f"done {shown_time(shown[done], zone)}", False
             deadlines.append(
-                {"label": label, "due": shown_time(shown[name]), "left": left, "overdue": overdue}
-            )
+                {"label": label, "due": shown_time(shown[name], zone), "left": left,
+                 "overdue": overdue}
+            )  # fmt: skip
         return self._html(
             "ticket.html.j2",
             agent=agent,
@@ -365,7 +397,9 @@ class QueuePage:
             deadlines=deadlines,
             decision=decision,
             other=other,
-            when=shown_time,
+            when=lambda value: shown_time(value, zone),
+            zone=str(zone),
+            zone_source=zone_source,
             as_json=lambda v: json.dumps(v, ensure_ascii=False, sort_keys=True),
         )
 
@@ -493,9 +527,11 @@ def page_routes(
     secure_cookie: bool = True,
     failures_before_delay: int = 5,
     delay_cap_seconds: float = 900,
+    priorities: Sequence[str] = (),
 ) -> Callable[[Intake], Sequence[BaseRoute]]:
     """The web channel's factory for the queue page."""
     return QueuePage(
         sessions, secret, clock=clock, secure_cookie=secure_cookie,
         failures_before_delay=failures_before_delay, delay_cap_seconds=delay_cap_seconds,
+        priorities=priorities,
     ).routes  # fmt: skip

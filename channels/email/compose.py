@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import datetime
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -33,12 +34,28 @@ def _ids(values: tuple[str, ...] | list[str]) -> str:
     return " ".join(f"<{v}>" for v in cleaned if " " not in v)
 
 
+def set_subject(mail: EmailMessage, subject: str) -> None:
+    """Set Subject so that it arrives as written.
+
+    `policy.default` folds a long non-ASCII value into encoded words but can drop the space
+    between two of them ("selhává \u2013 chyba" arrives as "selhává\u2013 chyba"). A non-ASCII
+    subject is therefore encoded here, whole, by `email.header.Header` (every character
+    inside an encoded word, lines within 78), and stored raw: the generator leaves a raw
+    value with short lines as it is.
+    """
+    if subject.isascii():
+        mail["Subject"] = subject
+        return
+    encoded = Header(subject, "utf-8", header_name="Subject").encode(linesep="\n")
+    mail.set_raw("Subject", encoded)
+
+
 def compose(ack: Ack, *, sender: str, sender_name: str, now: datetime) -> EmailMessage:
     mail = EmailMessage(policy=DEFAULT)
     local, _, domain = sender.partition("@")
     mail["From"] = Address(display_name=header_value(sender_name), username=local, domain=domain)
     mail["To"] = header_value(ack.to)
-    mail["Subject"] = header_value(ack.subject)[:250]
+    set_subject(mail, header_value(ack.subject)[:250])
     mail["Date"] = format_datetime(now)
     if ack.message_id:
         mail["Message-ID"] = f"<{header_value(ack.message_id)}>"

@@ -33,9 +33,10 @@ from channels.email.imap_session import (
 from channels.email.inbound import inbound_from_raw
 from channels.email.oauth2 import AccessTokens
 from intake.config import ImapSettings
-from intake.errors import ConfigError, InputRefusedError, IntakeError, TransientError
+from intake.errors import ConfigError, InputRefusedError, IntakeError, TransientError, log_refusal
 from intake.messages import Intake, Receipt, ReceiptStatus
 from intake.pipeline.mailboxes import Leadership, MailboxPosition, MailboxPositions, SoleNode
+from intake.ratelimit import RateLimitedError
 
 __all__ = [
     "BackfillResult",
@@ -340,6 +341,8 @@ async def _feed(intake: Intake, raw: bytes, clock: Callable[[], datetime]) -> Re
         return await intake(message)
     except InputRefusedError as exc:
         log.warning("IMAP message %r refused: %r", message.channel_message_id, exc.reason)
+        reason = "rate_limited" if isinstance(exc, RateLimitedError) else "bad_input"
+        log_refusal("email", reason, message.sender, exc.reason)
         return None
 
 

@@ -16,7 +16,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, AnyStr, cast
 
 import aiosmtplib
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -24,6 +24,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from channels.email.compose import compose
 from channels.email.inbound import inbound_from_raw
 from channels.email.oauth2 import AccessTokens
+from channels.email.refusals import note_reply
 from channels.email.sender_checks import SenderChecks, sender_authenticity
 from intake.config import OutboundSmtpSettings, SmtpSettings
 from intake.errors import (
@@ -124,15 +125,21 @@ class _Server(SMTP):
         if limiter is not None and limiter.retry_after(str(peer[0] if peer else "")) is not None:
             writer = cast(asyncio.WriteTransport, transport)
             writer.write(b"421 4.7.0 Too many connections from your address, try again later\r\n")
+            note_reply(peer, "421 4.7.0")
             transport.close()
             return
         if len(self.channel.connections) >= self.channel.max_connections or self.channel.closing:
             writer = cast(asyncio.WriteTransport, transport)
             writer.write(b"421 4.3.2 Too busy, try again later\r\n")
+            note_reply(peer, "421 4.3.2")
             transport.close()
             return
         self.channel.connections.add(self)
         super().connection_made(transport)
+
+    async def push(self, status: AnyStr) -> None:
+        note_reply(self.session.peer if self.session else None, status)  # refusals logged
+        await super().push(status)
 
     def connection_lost(self, error: Exception | None) -> None:
         self.channel.connections.discard(self)

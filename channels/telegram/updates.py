@@ -23,7 +23,7 @@ from channels.telegram.inbound import Command, command_of, to_inbound
 from channels.telegram.wire import NO_PREVIEW, fit_text
 from intake.contacts.chats import ChatAccounts
 from intake.contacts.values import normalize_phone
-from intake.errors import InputRefusedError, TransientError
+from intake.errors import InputRefusedError, TransientError, log_refusal
 from intake.messages import Intake, Receipt
 from intake.pipeline.references import format_reference, parse_reference
 from intake.ratelimit import RateLimitedError
@@ -93,6 +93,9 @@ class UpdateHandler:
             return await intake(inbound)
         except (InputRefusedError, TransientError) as exc:
             log.info("Telegram update %d not taken: %s", update.update_id, exc)
+            if isinstance(exc, InputRefusedError):
+                reason = "rate_limited" if isinstance(exc, RateLimitedError) else "bad_input"
+                log_refusal("telegram", reason, f"tg:{user.id}", exc.reason)
             if isinstance(exc, RateLimitedError) and exc.tell:  # one polite reply per window
                 with contextlib.suppress(TransientError):  # the refusal stands either way
                     await self._say(message, replies.TOO_MANY)

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from channels.web.refusals import RefusalLog
 from intake.config import WebSettings
 from intake.errors import InputRefusedError, TransientError
 from intake.messages import InboundMessage, Intake, Receipt
@@ -134,7 +135,7 @@ class WebChannel:
         routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"])]
         for factory in self.factories:
             routes.extend(factory(intake))
-        middleware = []
+        middleware = [Middleware(RefusalLog)]  # outermost: it sees the limiter's 429s too
         if self.client_limiter is not None:
             # Twilio and Telegram call from shared cloud addresses: limited per sender instead.
             exempt = ("/webhooks/", "/healthz", "/metrics")

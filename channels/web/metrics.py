@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from intake.errors import InputRefusedError, TransientError
+from intake.errors import REFUSALS_LOGGER, InputRefusedError, TransientError
 from intake.messages import InboundMessage, Intake, Receipt
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,25 @@ class Metrics:
         self.tickets_open = Gauge(
             "tickets_open", "Open tickets (open or on hold) by priority", ["priority"], registry=r
         )
+        self.refusals = Counter(
+            "intake_refusals", "Inputs refused or dropped at a channel's edge, by reason",
+            ["channel", "reason"], registry=r,
+        )  # fmt: skip
+
+    def count_refusals(self) -> Callable[[], None]:
+        """Count every `intake.errors.log_refusal` line from now on; returns the undo."""
+        handler = _RefusalCounter(self.refusals)
+        logger = logging.getLogger(REFUSALS_LOGGER)
+        level = logger.level
+        # Counted whatever the log shows: the records must be made even if INFO is hidden.
+        logger.setLevel(logging.INFO if not level or level > logging.INFO else level)
+        logger.addHandler(handler)
+
+        def undo() -> None:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+        return undo
 
     def sla_alert(self, deadline: str, threshold: str) -> None:
         """`SlaWatcher.on_alert`."""
@@ -77,6 +96,17 @@ class Metrics:
         self.tickets_open.clear()  # a priority with no open ticket left must not linger
         for priority, count in counts.items():
             self.tickets_open.labels(priority=priority).set(count)
+
+
+class _RefusalCounter(logging.Handler):
+    def __init__(self, counter: Counter) -> None:
+        super().__init__()
+        self.counter = counter
+
+    def emit(self, record: logging.LogRecord) -> None:
+        refusal = getattr(record, "refusal", None)
+        if isinstance(refusal, tuple) and len(refusal) == 2:
+            self.counter.labels(channel=refusal[0], reason=refusal[1]).inc()
 
 
 @dataclass(frozen=True)

@@ -18,18 +18,21 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.exc import DBAPIError
 
 from channels.email.imap import BackfillResult, backfill
 from classifier import load_rules
-from intake.cli import admin
+from intake.cli import admin, checks
 from intake.cli.app import Storage, build_pipeline, open_storage, utc_now
 from intake.cli.classify import classify_input
+from intake.cli.existing import require_database, shown_url
 from intake.cli.serve import serve
 from intake.cli.sla import answer, answer_line
+from intake.cli.text import ticket_text
 from intake.config import Settings, load_settings
 from intake.desk import actions as agent_actions
 from intake.desk import agents as accounts
-from intake.errors import InputRefusedError, IntakeError
+from intake.errors import ConfigError, InputRefusedError, IntakeError
 from intake.messages import ChannelKind
 from intake.pipeline import references
 from intake.policy.check import inconsistencies
@@ -181,6 +184,33 @@ def serve_command(settings: Settings, demo: bool) -> None:
     asyncio.run(serve(settings, demo=demo))
 
 
+@main.group("config")
+def config_group() -> None:
+    """The configuration file."""
+
+
+@config_group.command("check")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Configuration file (default ./intake.toml, then built-in defaults).",
+)
+def config_check(config_path: Path | None) -> None:
+    """Validate the configuration and reach what it names; one line per check, exit 0 when
+    all is well, 1 otherwise."""
+    try:
+        settings = load_settings(config_path)
+    except IntakeError as exc:
+        click.echo(f"FAIL {exc}")
+        sys.exit(1)
+    findings = asyncio.run(checks.check_all(settings))
+    for finding in findings:
+        click.echo(finding.line())
+    sys.exit(1 if any(f.problem for f in findings) else 0)
+
+
 @main.group()
 def imap() -> None:
     """The IMAP mailbox the product polls."""
@@ -258,7 +288,7 @@ def contacts_import(settings: Settings, file: Path) -> None:
 @config_option
 def contacts_list(settings: Settings, as_json: bool) -> None:
     """Organizations with their plan, domains and contacts."""
-    for org in asyncio.run(_with_storage(settings, admin.list_contacts)):
+    for org in asyncio.run(_reading(settings, admin.list_contacts)):
         if as_json:
             _emit(org)
             continue
@@ -285,13 +315,13 @@ def tickets_list(settings: Settings, as_json: bool, only_open: bool, overdue: bo
         now = datetime.now(UTC) if overdue else None
         return await admin.list_ticket_rows(storage, only_open=only_open, overdue_at=now)
 
-    for row in asyncio.run(_with_storage(settings, run)):
+    for row in asyncio.run(_reading(settings, run)):
         if as_json:
             _emit(row)
         else:
             due = row["first_response_due"] or row["resolution_due"] or "-"
             click.echo(
-                f"{row['reference']}  {row['priority']:<12} due {due:<25} "
+                f"{row['reference']}  {row['status']:<8} {row['priority']:<12} due {due:<25} "
                 f"{row['sender']}: {row['subject'][:60]}"
             )
 
@@ -306,11 +336,11 @@ def tickets_show(settings: Settings, reference: str, as_json: bool) -> None:
     async def run(storage: Storage) -> dict[str, Any]:
         return await admin.show_ticket(storage, reference)
 
-    shown = asyncio.run(_with_storage(settings, run))
+    shown = asyncio.run(_reading(settings, run))
     if as_json:
         _emit(shown)
         return
-    click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
+    click.echo(ticket_text(shown))
 
 
 @main.group("agents")
@@ -342,7 +372,15 @@ def agents_add(settings: Settings, email: str, name: str | None, password_stdin:
             ),
         )
     )
+    _print_token(token)
+
+
+def _print_token(token: str) -> None:
+    # The label goes to stderr: a terminal shows "API token: ...", while `$(intake agents
+    # add ...)` still captures the bare token from stdout, as scripts always have.
+    click.echo("API token: ", err=True, nl=False)
     click.echo(token)
+    click.echo("(shown this once; send it as `Authorization: Bearer TOKEN` on /api/...)", err=True)
 
 
 @agents_group.command("token")
@@ -355,7 +393,22 @@ def agents_token(settings: Settings, email: str) -> None:
             settings, lambda storage: accounts.issue_token(storage.sessions, email, now=utc_now())
         )
     )
-    click.echo(token)
+    _print_token(token)
+
+
+@agents_group.command("zone")
+@click.argument("email")
+@click.argument("zone", required=False)
+@config_option
+def agents_zone(settings: Settings, email: str, zone: str | None) -> None:
+    """Show the agent's page times in ZONE (e.g. Europe/Prague); without ZONE, in the zone
+    of their browser (the default)."""
+
+    async def run(storage: Storage) -> str | None:
+        return await accounts.set_agent_zone(storage.sessions, email, zone)
+
+    chosen = asyncio.run(_with_storage(settings, run))
+    click.echo(f"{email}: page times in {chosen or 'the browser zone'}", err=True)
 
 
 @agents_group.command("deactivate")
@@ -467,6 +520,17 @@ T = TypeVar("T")
 async def _with_storage(settings: Settings, work: Callable[[Storage], Awaitable[T]]) -> T:
     async with open_storage(settings) as storage:
         return await work(storage)
+
+
+async def _reading(settings: Settings, work: Callable[[Storage], Awaitable[T]]) -> T:
+    """`_with_storage` for commands that only read: a database that is not there is an error,
+    not a new empty one (CONTRACTS section 2 additions)."""
+    require_database(settings.database.url)
+    try:
+        return await _with_storage(settings, work)
+    except (OSError, DBAPIError) as exc:  # a server that is away or refuses us: one line
+        problem = f"cannot reach {shown_url(settings.database.url)}: {type(exc).__name__}"
+        raise ConfigError("database.url", problem) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

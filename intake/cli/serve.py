@@ -1,12 +1,14 @@
 """`intake serve`: every enabled channel and the outbox deliverer, until SIGTERM or SIGINT.
 
 On a signal it stops accepting, lets what was accepted finish (its tickets commit, its
-notices are queued), stops the deliverer after its current pass, and returns.
+notices are queued), lets the deliverer send what is due within its grace period (the
+acknowledgement of a message confirmed just before the signal goes out now), and returns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import secrets
 import signal
@@ -33,7 +35,7 @@ from channels.web.metrics import MeasuredIntake, Metrics, metrics_routes
 from intake.cli import admin
 from intake.cli.app import Storage, build_pipeline, notice_options, open_storage, utc_now
 from intake.cli.demo.sink import PrintingSink
-from intake.config import Settings, SmtpSettings
+from intake.config import NotifySettings, Settings, SmtpSettings, WebSettings
 from intake.desk.watch import SlaWatcher
 from intake.errors import ConfigError
 from intake.messages import Channel, Intake, Replier
@@ -83,6 +85,7 @@ def web_routes(
             secure_cookie=form.secure_cookie,
             failures_before_delay=settings.limits.login_failures_before_delay,
             delay_cap_seconds=settings.limits.login_delay_cap_seconds,
+            priorities=load_policy(settings.policy.name).priorities.order,
         )
     )
     if settings.twilio.enabled:
@@ -182,10 +185,12 @@ class Service:
         )
         self._digesting: asyncio.Task[None] | None = None
         self._unredact: Callable[[], None] | None = None
+        self._uncount: Callable[[], None] | None = None
 
     async def start(self) -> None:
         # Before any channel can log: no configured secret ever reaches a log line.
         self._unredact = redact_logs(secrets_of(self.settings, self.secret))
+        self._uncount = self.metrics.count_refusals()  # intake_refusals_total in /metrics
         if self.settings.smtp.enabled:
             smtp = self.settings.smtp
             self.channels.append(
@@ -232,7 +237,7 @@ class Service:
                 )
             )
         for channel in self.channels:
-            await channel.start(self.intake)
+            await self._listen(channel)
         self._delivering = asyncio.create_task(self.deliverer.run(self.stopping))
         self._watching = asyncio.create_task(self.watcher.run(self.stopping))
         self._digesting = asyncio.create_task(self.digests.run(self.stopping))
@@ -241,6 +246,25 @@ class Service:
         """What /healthz names beside the database: channels that need an administrator."""
         found = (getattr(channel, "problem", None) for channel in self.channels)
         return [problem for problem in found if isinstance(problem, str) and problem]
+
+    async def _listen(self, channel: Channel) -> None:
+        """Start `channel`; a listener that cannot bind is one ConfigError naming the address
+        (CONTRACTS section 2 additions), not a traceback."""
+        try:
+            await channel.start(self.intake)
+        except OSError as exc:
+            listens: dict[str, SmtpSettings | WebSettings]
+            listens = {"smtp": self.settings.smtp, "web": self.settings.web}
+            section = listens.get(channel.name)
+            if section is None:
+                raise
+            address = f"[{section.host}]" if ":" in section.host else section.host
+            problem = exc.strerror or str(exc)
+            if exc.errno == errno.EADDRINUSE:
+                problem = "address already in use (another process holds the port)"
+            raise ConfigError(
+                f"{channel.name}.port", f"cannot listen on {address}:{section.port}: {problem}"
+            ) from None
 
     async def ping(self) -> None:
         """What /healthz asks: does the database answer?"""
@@ -264,13 +288,20 @@ class Service:
             await self.telegram_replier.aclose()
         if self._unredact is not None:
             self._unredact()
+        if self._uncount is not None:
+            self._uncount()
 
 
 DEMO_HINT = """Demo: SMTP for {domains} on {host}:{port}; acknowledgements print here.
 From another terminal, send a request as a demo customer:
   python3 -m intake.cli.demo.send --port {port} "Urgent: export fails" "It shows error 500."
   intake tickets list
+Urgent alerts go to {notify} and print here too.
+The agents' page is {page}; create an agent to log in (and an API token) with:
+  echo 'a long password' | intake agents add you@vendor.example --name You --password-stdin
 Ctrl-C stops."""
+# The demo's on-call address when the configuration names none: its alerts print here.
+DEMO_NOTIFY = "oncall@vendor.example"
 
 
 async def serve(settings: Settings, *, demo: bool = False) -> None:
@@ -289,6 +320,7 @@ async def serve(settings: Settings, *, demo: bool = False) -> None:
                 update={
                     "outbound": settings.outbound.model_copy(update={"smtp": outbound}),
                     "contacts": settings.contacts.model_copy(update={"file": contacts}),
+                    "notify": _demo_notify(settings),
                 }
             )
             await _serve(settings, on_ready=lambda service: print(_hint(settings, service)))
@@ -296,11 +328,24 @@ async def serve(settings: Settings, *, demo: bool = False) -> None:
         await sink.stop()
 
 
+def _demo_notify(settings: Settings) -> NotifySettings:
+    notify = settings.notify
+    if notify.emails or notify.telegram_chat_ids:
+        return notify
+    return notify.model_copy(update={"emails": [DEMO_NOTIFY]})
+
+
 def _hint(settings: Settings, service: Service) -> str:
     domains = settings.smtp.domains
     smtp = [c for c in service.channels if isinstance(c, SmtpChannel)]
     port = smtp[0].port if smtp else settings.smtp.port
-    return DEMO_HINT.format(domains=", ".join(domains), host=settings.smtp.host, port=port)
+    web = [c for c in service.channels if isinstance(c, WebChannel)]
+    host = settings.web.host if ":" not in settings.web.host else f"[{settings.web.host}]"
+    page = f"http://{host}:{web[0].port}/" if web else "off ([web] enabled = false)"
+    notify = ", ".join(settings.notify.emails + [str(c) for c in settings.notify.telegram_chat_ids])
+    return DEMO_HINT.format(
+        domains=", ".join(domains), host=settings.smtp.host, port=port, page=page, notify=notify
+    )
 
 
 async def _serve(settings: Settings, *, on_ready: Callable[[Service], None] | None = None) -> None:

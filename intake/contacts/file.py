@@ -29,7 +29,13 @@ from intake.contacts.rows import (
     org_fields,
     organization_name,
 )
-from intake.contacts.values import check_region, normalize_email, normalize_phone, show
+from intake.contacts.values import (
+    check_region,
+    normalize_email,
+    normalize_phone,
+    show,
+    zone_country,
+)
 from intake.errors import ConfigError
 
 __all__ = [
@@ -96,6 +102,12 @@ def _default_region(region: str | None) -> str | None:
         return check_region(region) if region else None
     except ValueError as exc:  # the caller's setting, not the file's fault
         raise ConfigError("default_region", str(exc)) from None
+
+
+def phone_region(draft: Draft, default_region: str | None) -> str | None:
+    """Where a contact's phone is read without a country code: the organization's region
+    (its time zone's country) when it has one, else the configured default region."""
+    return zone_country(draft.get("region")) or default_region
 
 
 def _records(
@@ -182,7 +194,7 @@ def parse_contacts_csv(
                 draft = drafts.setdefault(name.casefold(), Draft(name, block.line))
                 blocks.setdefault(name.casefold(), block)
                 draft.merge(org_fields(values), block.line)
-                new = contact(values, block.line, region)
+                new = contact(values, block.line, phone_region(draft, region))
                 if new:
                     seen.add(draft, new)
     except csv.Error as exc:
@@ -280,7 +292,7 @@ def parse_contacts_toml(
         for value, contact_block in zip(contacts, contact_blocks, strict=True):
             with _located(source, contact_block):
                 values = _table(value, "a contact", _CONTACT_KEYS)
-                new = contact(values, contact_block.line, region)
+                new = contact(values, contact_block.line, phone_region(draft, region))
                 if new is None:
                     raise ValueError("a contact needs an email, phone or telegram")
                 seen.add(draft, new)

@@ -131,10 +131,24 @@ def _domains(raw: str | list[object]) -> tuple[str, ...]:
     for item in items:
         if not isinstance(item, str):
             raise ValueError(f"domains must be a list of text, not of {_kind(item)}")
-        domain = normalize_domain(item)
+        domain = _domain(item, listed=not isinstance(raw, str))
         if domain not in domains:
             domains.append(domain)
     return tuple(domains)
+
+
+def _domain(item: str, *, listed: bool) -> str:
+    try:
+        return normalize_domain(item)
+    except ValueError as exc:
+        if not any(mark in item for mark in ",;"):
+            raise
+        hint = (
+            'domains is a list: ["a.example", "b.example"]'
+            if listed
+            else "domains are separated by spaces, not commas: 'a.example b.example'"
+        )
+        raise ValueError(f"{exc} ({hint})") from None
 
 
 def _policy(raw: str) -> str:

@@ -7,7 +7,9 @@ field and quotes the value, so callers can prefix a location and show it as it i
 
 from __future__ import annotations
 
+import functools
 import re
+from importlib import resources
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -94,7 +96,10 @@ def normalize_email(raw: str) -> str:
     local, at, domain = text.rpartition("@")
     # A quoted local part may legally hold "@" or spaces; nobody's support contact has one.
     if not at or not local or "@" in local or len(local) > 64 or _NOT_IN_EMAIL.search(text):
-        raise ValueError(f"email {show(raw)} is not an email address")
+        hint = ""
+        if text.count("@") > 1 and re.search(r"[,;\s]", text):
+            hint = " (one address per contact: give each its own row or table)"
+        raise ValueError(f"email {show(raw)} is not an email address{hint}")
     try:
         ascii_domain = normalize_domain(domain)
     except ValueError:
@@ -123,3 +128,26 @@ def check_zone(raw: str) -> str:
             f"region {show(raw)} is not a time zone (use an IANA name like 'Europe/Prague')"
         ) from None
     return zone
+
+
+@functools.cache
+def _zone_countries() -> dict[str, str]:
+    # tzdata's zone.tab (the IANA database's own table, shipped by the `tzdata` package we
+    # already depend on) gives each zone exactly one country; zone1970.tab lists several
+    # for a shared zone (Europe/Zurich: CH, DE, LI), which cannot pick a phone region.
+    text = resources.files("tzdata.zoneinfo").joinpath("zone.tab").read_text("utf-8")
+    table: dict[str, str] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            country, _coordinates, zone, *_ = line.split("\t")
+            table[zone] = country
+    return table
+
+
+def zone_country(zone: str | None) -> str | None:
+    """The country (ISO code) of an IANA zone ("America/Los_Angeles" -> "US"), or None for a
+    zone of no one country ("UTC", "Etc/GMT+1") or one phonenumbers does not know."""
+    if not zone:
+        return None
+    country = _zone_countries().get(zone.strip())
+    return country if country in phonenumbers.SUPPORTED_REGIONS else None

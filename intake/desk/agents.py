@@ -18,6 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from intake.contacts.values import check_zone
 from intake.errors import InputRefusedError
 from storage import agents as repo
 
@@ -243,3 +244,23 @@ def _verify(password_hash: str, password: str) -> bool:
         return _HASHER.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+async def agent_zone(sessions: async_sessionmaker[AsyncSession], agent_id: int) -> str | None:
+    """The IANA zone an agent's page shows times in; None: the browser's zone."""
+    async with sessions() as session:
+        return await repo.agent_time_zone(session, agent_id)
+
+
+async def set_agent_zone(
+    sessions: async_sessionmaker[AsyncSession], email: str, zone: str | None
+) -> str | None:
+    """Set (a zone name) or clear (None: the browser's zone) an agent's page zone."""
+    try:
+        checked = check_zone(zone) if zone else None
+    except ValueError as exc:
+        raise InputRefusedError(str(exc)) from None
+    agent = await agent_named(sessions, email)
+    async with sessions.begin() as session:
+        await repo.set_agent_time_zone(session, agent.id, checked)
+    return checked

@@ -28,6 +28,8 @@ def ticket_json(t: tickets.TicketSummary) -> dict[str, Any]:
         "severity": t.severity,
         "category": t.category,
         "status": t.status,
+        # CONTRACTS section 2 additions; null until the desk records assignments.
+        "assignee": getattr(t, "assignee", None),
         "received_at": iso_time(t.received_at),
         "first_response_due": iso_time(t.first_response_due),
         "resolution_due": iso_time(t.resolution_due),

@@ -100,6 +100,9 @@ class Deliverer:
     # Where agents hear of an acknowledgement that failed for good: (channel, recipient).
     alert_to: Sequence[tuple[str, str]] = ()
     _bell: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
+    # On stop, passes continue over what is due for at most this long (the acknowledgement of
+    # a message confirmed just before the signal goes out now, not at the next start).
+    grace: float = 10.0
 
     async def run_once(self) -> int:
         """Deliver what is due now; returns how many notices were attempted."""
@@ -163,6 +166,7 @@ class Deliverer:
                 attempted = 0
             if attempted < self.batch:
                 await self._pause(stop)
+        await self.last_passes()
 
     async def _pause(self, stop: asyncio.Event) -> None:
         """Until the bell rings, `stop` is set or `idle` seconds pass (others queue notices
@@ -173,6 +177,22 @@ class Deliverer:
         finally:
             for wait in waits:
                 wait.cancel()
+
+    async def last_passes(self) -> None:
+        """Deliver what is due now, within `grace` seconds; the rest waits for the next start.
+
+        A send cut off by the grace period may have reached the relay before its outcome was
+        recorded: it is sent again after the lease, as after a crash (at least once).
+        """
+        try:
+            async with asyncio.timeout(self.grace):
+                while await self.run_once() >= self.batch:
+                    pass  # a full batch: more may be due
+        except TimeoutError:
+            log.warning("stopping: the outbox was not emptied in %.0f s; the rest goes later",
+                        self.grace)  # fmt: skip
+        except Exception:  # the database may be away; what is due stays queued
+            log.exception("outbox delivery's last pass failed")
 
     async def _attempt(self, item: OutboxItem) -> Outcome:
         replier = self.repliers.get(item.channel)

@@ -89,7 +89,11 @@ def test_secrets_never_show(tmp_path: Path) -> None:
     [
         ("[smtp]\nport = 99999\n", {}, "smtp.port: Input should be less than or equal to 65535"),
         ("[smtp]\nprot = 25\n", {}, "smtp.prot: Extra inputs are not permitted"),
-        ("", {"INTAKE_SMTP_PORT": "twenty-five"}, "smtp.port: Input should be a valid integer"),
+        (
+            "",
+            {"INTAKE_SMTP_PORT": "twenty-five"},
+            "environment variable INTAKE_SMTP_PORT: smtp.port: Input should be a valid integer",
+        ),
         ('[telegram]\nmode = "push"\n', {}, "telegram.mode: Input should be 'polling'"),
         ("[smtp\n", {}, "(syntax)"),
     ],
@@ -100,7 +104,8 @@ def test_bad_config_names_the_key(
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as caught:
         load_settings(path, env=env)
-    assert str(caught.value).startswith(str(path))
+    # A value from the environment names its variable instead of the file.
+    assert str(caught.value).startswith("environment variable" if env else str(path))
     assert says in str(caught.value)
 
 
@@ -109,3 +114,26 @@ def test_a_bad_secret_value_is_not_echoed(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(path, env={})
     assert "12345678" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"INTAKE_WEB_PORT": "abc"}, "environment variable INTAKE_WEB_PORT: web.port:"),
+        ({"INTAKE_OUTBOUND_SMTP_PORT": "x"}, "environment variable INTAKE_OUTBOUND_SMTP_PORT:"),
+        ({"INTAKE_NOTIFY_TELEGRAM_CHAT_IDS": "a,b"}, "INTAKE_NOTIFY_TELEGRAM_CHAT_IDS"),
+        ({"INTAKE_SMTP_ENABLED": "perhaps"}, "environment variable INTAKE_SMTP_ENABLED"),
+    ],
+)
+def test_a_bad_environment_variable_is_named(
+    tmp_path: Path, env: dict[str, str], says: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, FULL), env=env)
+    assert says in str(caught.value) and str(write(tmp_path, FULL)) not in str(caught.value)
+
+
+def test_a_bad_file_value_still_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[web]\nport = 'abc'\n")
+    with pytest.raises(ConfigError, match=r"intake.toml: web.port:"):
+        load_settings(path, env={"INTAKE_SMTP_PORT": "2600"})

@@ -427,3 +427,59 @@ async def test_the_ticket_page_shows_what_the_text_suggests(
     assert found and found[1] == "urgent (what the text reads)"
     plain = (await client.get(f"/tickets/{refs['whatsapp']}")).text  # nothing to suggest
     assert "Policy" in plain and 'id="suggested"' not in plain
+
+
+@SQLITE_ONLY
+async def test_in_chromium_times_in_the_agent_zone_and_every_priority(
+    storage: Storage, agent: None, browser: webdriver.Chrome
+) -> None:
+    """Issue 18: the browser's zone by default (Chromium told it is in Los Angeles), the
+    agent's own zone once set; the priority filter offers every priority of the policy."""
+    refs = await seed(storage)
+    ann = await agents.agent_named(storage.sessions, EMAIL)
+    await act(storage.sessions, parse_reference(refs["low"]) or 0, Action.RESOLVE, ann, now=NOW)
+    four_tier = ("urgent", "high", "medium", "low")  # "low" has no open ticket now
+    page = queue_page(storage, priorities=four_tier)
+    web = WebChannel(WebSettings(host="127.0.0.1", port=0), [page.routes])
+    await web.start(make_pipeline(storage))
+    loop = asyncio.get_running_loop()
+    base = f"http://127.0.0.1:{web.port}"
+
+    def due_title(driver: webdriver.Chrome) -> str:
+        return str(driver.execute_script(
+            "const r = document.querySelector(`tr[data-reference='${arguments[0]}'] time`);"
+            "return r ? r.title : '';", refs["urgent"]
+        ))  # fmt: skip
+
+    def drive() -> None:
+        browser.execute_cdp_cmd("Emulation.setTimezoneOverride",
+                                {"timezoneId": "America/Los_Angeles"})  # fmt: skip
+        wait = WebDriverWait(browser, 15, ignored_exceptions=[StaleElementReferenceException])
+        browser.get(base + "/login")
+        browser.find_element(By.ID, "email").send_keys(EMAIL)
+        browser.find_element(By.ID, "password").send_keys(PASSWORD)
+        browser.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
+        # Urgent is due 11:00 UTC: 04:00 in Los Angeles (on summer time since 8 March).
+        wait.until(lambda d: due_title(d) == "first response due 2026-03-10 04:00 PDT")
+        body = browser.find_element(By.TAG_NAME, "body")
+        assert body.get_attribute("data-zone") == "America/Los_Angeles"
+        assert body.get_attribute("data-zone-source") == "browser"
+        assert "05:00 PDT" in browser.find_element(By.ID, "queue-status").text  # PAGE_NOW
+        options = Select(browser.find_element(By.ID, "priority")).options
+        assert [o.get_attribute("value") for o in options] == ["", *four_tier, "normal"]
+        browser.get(f"{base}/tickets/{refs['urgent']}")
+        assert "2026-03-10 03:00 PDT" in browser.find_element(By.TAG_NAME, "main").text
+
+        # The agent's own setting wins over the browser's zone.
+        asyncio.run_coroutine_threadsafe(
+            agents.set_agent_zone(storage.sessions, EMAIL, "Europe/Prague"), loop
+        ).result(timeout=30)
+        browser.get(base + "/")
+        wait.until(lambda d: due_title(d) == "first response due 2026-03-10 12:00 CET")
+        body = browser.find_element(By.TAG_NAME, "body")
+        assert body.get_attribute("data-zone-source") == "agent"
+
+    try:
+        await asyncio.to_thread(drive)
+    finally:
+        await web.stop()
