@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -71,6 +71,11 @@ class SmtpSettings(_Section):
     tls_key: Path | None = None
     max_connections: int = Field(default=200, ge=1)
     timeout_seconds: float = Field(default=300, gt=0)  # idle client is dropped after this
+    # Our name in the banner, the EHLO answer and our headers; empty: the first of `domains`
+    # (else the machine's FQDN). No software name or version is ever shown.
+    hostname: str = ""
+    # Concurrent sessions from one client address; beyond it: 421 and closed. 0: no cap.
+    max_connections_per_client: int = Field(default=20, ge=0)
 
 
 class ImapSettings(_Section):
@@ -141,6 +146,10 @@ class AuthenticationSettings(_Section):
     # authserv-ids of the upstream servers whose Authentication-Results headers we believe
     # (only the topmost such header counts); anyone else's are ignored.
     trusted_authserv_ids: list[str] = []
+    # ...and on SMTP only in mail from these clients (CIDRs; default none): anyone can write
+    # such a header, so from any other client it is ignored and the evidence says so.
+    # The same goes for an upstream filter's X-Spam-Flag / X-Spam-Status.
+    trusted_relays: list[IPvAnyNetwork] = []
     verify_dkim: bool = False  # SMTP: check DKIM signatures ourselves (needs DNS)
     verify_spf: bool = False  # SMTP: check SPF of the connecting client ourselves
     # A mail with no verdict at all ("none") is treated as unverified too.
