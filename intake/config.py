@@ -166,6 +166,10 @@ class LimitsSettings(_Section):
     web_requests_per_client_per_minute: int = Field(default=600, ge=0)  # 0: no limit
     login_failures_before_delay: int = Field(default=5, ge=0)  # per account and per client
     login_delay_cap_seconds: float = Field(default=900, gt=0)  # the doubling delay stops here
+    # One account guessed from many addresses: past this many failures in an hour, a bounded
+    # delay (never a lockout; none from an address the agent logged in from before).
+    login_account_failures_before_delay: int = Field(default=20, ge=0)
+    login_account_delay_cap_seconds: float = Field(default=60, gt=0)
 
 
 class Settings(BaseSettings):

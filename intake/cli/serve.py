@@ -76,6 +76,8 @@ def web_routes(
             secure_cookie=form.secure_cookie,
             failures_before_delay=settings.limits.login_failures_before_delay,
             delay_cap_seconds=settings.limits.login_delay_cap_seconds,
+            account_failures_before_delay=settings.limits.login_account_failures_before_delay,
+            account_delay_cap_seconds=settings.limits.login_account_delay_cap_seconds,
         )
     )
     if settings.twilio.enabled:
