@@ -146,9 +146,10 @@ class AuthenticationSettings(_Section):
     # authserv-ids of the upstream servers whose Authentication-Results headers we believe
     # (only the topmost such header counts); anyone else's are ignored.
     trusted_authserv_ids: list[str] = []
-    # ...and on SMTP only in mail from these clients (CIDRs; default none): anyone can write
-    # such a header, so from any other client it is ignored and the evidence says so.
-    # The same goes for an upstream filter's X-Spam-Flag / X-Spam-Status.
+    # SMTP clients (CIDRs, e.g. "192.0.2.10/32"; default none) whose mail may carry those
+    # Authentication-Results and an upstream filter's X-Spam-Flag / X-Spam-Status: anyone can
+    # write such headers, so in mail from any other client they are ignored (and the evidence
+    # says so). Mail read by IMAP carries its provider's headers.
     trusted_relays: list[IPvAnyNetwork] = []
     verify_dkim: bool = False  # SMTP: check DKIM signatures ourselves (needs DNS)
     verify_spf: bool = False  # SMTP: check SPF of the connecting client ourselves
@@ -166,10 +167,10 @@ class LimitsSettings(_Section):
     web_requests_per_client_per_minute: int = Field(default=600, ge=0)  # 0: no limit
     login_failures_before_delay: int = Field(default=5, ge=0)  # per account and per client
     login_delay_cap_seconds: float = Field(default=900, gt=0)  # the doubling delay stops here
-    # One account guessed from many addresses: past this many failures in an hour, a bounded
-    # delay (never a lockout; none from an address the agent logged in from before).
+    # One account guessed from many addresses: past this many failures in an hour, a delay
+    # for addresses the agent has not logged in from (never a lockout).
     login_account_failures_before_delay: int = Field(default=20, ge=0)
-    login_account_delay_cap_seconds: float = Field(default=60, gt=0)
+    login_account_delay_cap_seconds: float = Field(default=60, gt=0)  # that delay's bound
 
 
 class Settings(BaseSettings):

@@ -227,7 +227,7 @@ async def _noop(_storage: Storage) -> None:
 
 @main.group()
 def contacts() -> None:
-    """Customer organizations and their contacts (CONTRACTS section 5)."""
+    """Customer organizations and their contacts (the file: docs/contacts.md)."""
 
 
 @contacts.command("import")

@@ -282,6 +282,7 @@ async def _serve(settings: Settings, *, on_ready: Callable[[Service], None] | No
             )
         pipeline = await build_pipeline(settings, storage)
         service = Service(settings, storage, pipeline, secret=pipeline.notifier.secret)
+        pipeline.group.after_commit = service.deliverer.wake  # acks go out as they commit
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
