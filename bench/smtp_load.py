@@ -239,7 +239,9 @@ def main() -> None:
             "[web]\nenabled = false\n"
             f'[outbound.smtp]\nhost = "127.0.0.1"\nport = {sink_port}\n'
             "[pipeline]\nacks_per_sender_per_hour = 1000000\n"
-            "unidentified_acks_per_hour = 1000000\n",
+            "unidentified_acks_per_hour = 1000000\n"
+            # Every connection comes from one loopback address: lift the per-client cap.
+            "[smtp]\nmax_connections_per_client = 0\n",
             encoding="utf-8",
         )
         nothing_ports = [free_port() for _ in range(args.nodes)]

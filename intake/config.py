@@ -12,7 +12,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -77,6 +85,11 @@ class SmtpSettings(_Section):
     tls_key: Path | None = None
     max_connections: int = Field(default=200, ge=1)
     timeout_seconds: float = Field(default=300, gt=0)  # idle client is dropped after this
+    # Our name in the banner, the EHLO answer and our headers; empty: the first of `domains`
+    # (else the machine's FQDN). No software name or version is ever shown.
+    hostname: str = ""
+    # Concurrent sessions from one client address; beyond it: 421 and closed. 0: no cap.
+    max_connections_per_client: int = Field(default=20, ge=0)
 
 
 def _check_oauth2(section: ImapSettings | OutboundSmtpSettings) -> None:
@@ -196,6 +209,11 @@ class AuthenticationSettings(_Section):
     # authserv-ids of the upstream servers whose Authentication-Results headers we believe
     # (only the topmost such header counts); anyone else's are ignored.
     trusted_authserv_ids: list[str] = []
+    # SMTP clients (CIDRs, e.g. "192.0.2.10/32"; default none) whose mail may carry those
+    # Authentication-Results and an upstream filter's X-Spam-Flag / X-Spam-Status: anyone can
+    # write such headers, so in mail from any other client they are ignored (and the evidence
+    # says so). Mail read by IMAP carries its provider's headers.
+    trusted_relays: list[IPvAnyNetwork] = []
     verify_dkim: bool = False  # SMTP: check DKIM signatures ourselves (needs DNS)
     verify_spf: bool = False  # SMTP: check SPF of the connecting client ourselves
     # A mail with no verdict at all ("none") is treated as unverified too.
@@ -212,6 +230,10 @@ class LimitsSettings(_Section):
     web_requests_per_client_per_minute: int = Field(default=600, ge=0)  # 0: no limit
     login_failures_before_delay: int = Field(default=5, ge=0)  # per account and per client
     login_delay_cap_seconds: float = Field(default=900, gt=0)  # the doubling delay stops here
+    # One account guessed from many addresses: past this many failures in an hour, a delay
+    # for addresses the agent has not logged in from (never a lockout).
+    login_account_failures_before_delay: int = Field(default=20, ge=0)
+    login_account_delay_cap_seconds: float = Field(default=60, gt=0)  # that delay's bound
 
 
 class MailgunSettings(_Section):

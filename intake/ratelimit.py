@@ -85,13 +85,20 @@ class FailureBackoff:
     """Exponential lockout after repeated failures for one key (an account, a client).
 
     The first `free` failures cost nothing; each one after locks the key for `base` seconds,
-    doubling up to `cap`. A success clears the key. Failures older than `cap` are forgotten.
+    doubling up to `cap`. A success clears the key. A key quiet for `forget` seconds (default
+    `cap`) after its lock ends is forgotten.
     """
 
     def __init__(
-        self, free: int = 5, base: float = 1.0, cap: float = 900.0, clock: Clock = time.monotonic
+        self,
+        free: int = 5,
+        base: float = 1.0,
+        cap: float = 900.0,
+        clock: Clock = time.monotonic,
+        forget: float | None = None,
     ) -> None:
         self.free, self.base, self.cap, self.clock = free, base, cap, clock
+        self.forget = cap if forget is None else forget
         self._state: dict[str, tuple[int, float]] = {}  # key -> (failures, locked until)
 
     def wait(self, key: str) -> float | None:
@@ -100,7 +107,7 @@ class FailureBackoff:
         if state is None:
             return None
         now = self.clock()
-        if now >= state[1] + self.cap:
+        if now >= state[1] + self.forget:
             del self._state[key]  # quiet long enough: start over
             return None
         return state[1] - now if now < state[1] else None
@@ -108,7 +115,7 @@ class FailureBackoff:
     def failed(self, key: str) -> None:
         now = self.clock()
         if len(self._state) > MAX_KEYS:
-            self._state = {k: s for k, s in self._state.items() if now < s[1] + self.cap}
+            self._state = {k: s for k, s in self._state.items() if now < s[1] + self.forget}
         failures = self._state.get(key, (0, now))[0] + 1
         over = failures - self.free
         delay = min(self.cap, self.base * 2.0 ** (over - 1)) if over > 0 else 0.0
@@ -116,6 +123,71 @@ class FailureBackoff:
 
     def succeeded(self, key: str) -> None:
         self._state.pop(key, None)
+
+
+class LoginBackoff:
+    """Failed logins slow guessing without locking the real agent out.
+
+    - Per (account, client address) and per client address: the first `free` failures cost
+      nothing, then the pair (or the client, guessing many accounts) waits, doubling up to
+      `cap`. Only the guesser's own address is held back this long.
+    - Per account, from every address together: past `account_free` failures (remembered for
+      `account_memory` seconds) each failure holds the account back for a delay doubling up to
+      `account_cap`, short by design, so guessing from many addresses is slowed while the
+      real agent waits at most that long; and not at all from an address that has logged in
+      to the account before (its usual address), where only the per-pair delay applies.
+    """
+
+    USUAL_PER_ACCOUNT = 10  # the addresses remembered as an account's usual ones
+
+    def __init__(
+        self,
+        free: int = 5,
+        cap: float = 900.0,
+        *,
+        account_free: int = 20,
+        account_cap: float = 60.0,
+        account_memory: float = 3600.0,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.clock = clock
+
+        def now() -> float:  # reads `self.clock` on each call, so tests can replace it
+            return self.clock()
+
+        self.pairs = FailureBackoff(free, cap=cap, clock=now)
+        self.clients = FailureBackoff(free, cap=cap, clock=now)
+        self.accounts = FailureBackoff(account_free, cap=account_cap, clock=now,
+                                       forget=account_memory)  # fmt: skip
+        # Only accounts that logged in are keys here: bounded by the number of agents.
+        self._usual: dict[str, dict[str, None]] = {}
+
+    def wait(self, account: str, client: str) -> float | None:
+        """Seconds until `client` may try `account` again, or None when it may now."""
+        waits = [self.pairs.wait(_pair(account, client)), self.clients.wait(client)]
+        if client not in self._usual.get(account, {}):
+            waits.append(self.accounts.wait(account))
+        return max((w for w in waits if w), default=None)
+
+    def failed(self, account: str, client: str) -> None:
+        self.pairs.failed(_pair(account, client))
+        self.clients.failed(client)
+        self.accounts.failed(account)
+
+    def succeeded(self, account: str, client: str) -> None:
+        """The pair and the client start over, and `client` becomes a usual address of the
+        account. The account's own count stays: guessing elsewhere goes on being slowed."""
+        self.pairs.succeeded(_pair(account, client))
+        self.clients.succeeded(client)
+        usual = self._usual.setdefault(account, {})
+        usual.pop(client, None)
+        usual[client] = None  # the most recent last
+        while len(usual) > self.USUAL_PER_ACCOUNT:
+            del usual[next(iter(usual))]
+
+
+def _pair(account: str, client: str) -> str:
+    return f"{account}\n{client}"  # no account name or address holds a newline
 
 
 class LimitedIntake:

@@ -51,7 +51,7 @@ from intake.desk.agents import (
 from intake.errors import InputRefusedError, TransientError
 from intake.messages import ChannelKind, Intake
 from intake.pipeline import references
-from intake.ratelimit import FailureBackoff, RateLimiter
+from intake.ratelimit import LoginBackoff, RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +210,8 @@ class QueuePage:
         login_window_seconds: float = 300,
         failures_before_delay: int = 5,
         delay_cap_seconds: float = 900,
+        account_failures_before_delay: int = 20,
+        account_delay_cap_seconds: float = 60,
         refresh_seconds: int = 15,
         wall_clock: Callable[[], float] = time.time,
         priorities: Sequence[str] = (),
@@ -222,9 +224,12 @@ class QueuePage:
         self.secure_cookie = secure_cookie
         self.lifetime = int(session_lifetime.total_seconds())
         self.limiter = RateLimiter(logins_per_window, login_window_seconds)
-        # Brute force: after a few failures an account, and a client, must wait, doubling.
-        self.accounts = FailureBackoff(failures_before_delay, cap=delay_cap_seconds)
-        self.clients = FailureBackoff(failures_before_delay, cap=delay_cap_seconds)
+        # Brute force: after a few failures the guessing address waits, doubling; guessing
+        # one account from many addresses meets a bounded delay (intake.ratelimit).
+        self.logins = LoginBackoff(
+            failures_before_delay, delay_cap_seconds,
+            account_free=account_failures_before_delay, account_cap=account_delay_cap_seconds,
+        )  # fmt: skip
         self.refresh_seconds = refresh_seconds
         self.wall_clock = wall_clock
         self.script = _static("page.js")
@@ -457,7 +462,7 @@ class QueuePage:
         ):  # fmt: skip
             return self.login_form(request, "The form expired; please log in again.", 403)
         account = form.get("email", "").strip().lower()[:320]
-        locked = max(self.accounts.wait(account) or 0, self.clients.wait(client) or 0)
+        locked = self.logins.wait(account, client)
         if locked:  # checked before the password: a locked account answers nothing about it
             response = self.login_form(
                 request, "Too many failed logins; please wait and try again.", 429
@@ -472,12 +477,10 @@ class QueuePage:
             log.warning("page login: %s", exc)
             return self.login_form(request, "The database does not answer; try again.", 503)
         if agent is None:
-            self.accounts.failed(account)
-            self.clients.failed(client)
+            self.logins.failed(account, client)
             log.info("page login failed for %r from %s", account, client)
             return self.login_form(request, "Wrong email or password.", 400)
-        self.accounts.succeeded(account)
-        self.clients.succeeded(client)
+        self.logins.succeeded(account, client)
         try:
             async with storage_errors():
                 cookie = await start_session(
@@ -528,10 +531,14 @@ def page_routes(
     failures_before_delay: int = 5,
     delay_cap_seconds: float = 900,
     priorities: Sequence[str] = (),
+    account_failures_before_delay: int = 20,
+    account_delay_cap_seconds: float = 60,
 ) -> Callable[[Intake], Sequence[BaseRoute]]:
     """The web channel's factory for the queue page."""
     return QueuePage(
         sessions, secret, clock=clock, secure_cookie=secure_cookie,
         failures_before_delay=failures_before_delay, delay_cap_seconds=delay_cap_seconds,
         priorities=priorities,
+        account_failures_before_delay=account_failures_before_delay,
+        account_delay_cap_seconds=account_delay_cap_seconds,
     ).routes  # fmt: skip

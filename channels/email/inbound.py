@@ -44,6 +44,11 @@ def inbound_from_raw(
         envelope_sender = UNKNOWN_SENDER
     recipients = tuple(r for r in recipients if not _CONTROL.search(r))
     sender = parsed.from_addr or (envelope_sender or "").lower() or UNKNOWN_SENDER
+    reply_to = parsed.reply_to or ""
+    if "invalid-from" in parsed.problems:
+        # A From that is not one valid mailbox names no one: the sender is unidentified and
+        # nothing is written to any address of this message (notices skip `.invalid`).
+        sender, reply_to = UNKNOWN_SENDER, ""
     rfc_id = parsed.message_id if parsed.message_id and len(parsed.message_id) <= 998 else None
     return InboundMessage(
         channel=ChannelKind.EMAIL,
@@ -51,7 +56,7 @@ def inbound_from_raw(
         received_at=received_at,
         sender=sender,
         sender_name=parsed.from_name,
-        reply_to=parsed.reply_to or "",
+        reply_to=reply_to,
         subject=parsed.subject,
         text=parsed.text,
         attachments=tuple(

@@ -32,6 +32,8 @@ from typing import Any
 import cchardet
 from inscriptis import get_text
 
+from channels.email.mailbox import one_mailbox
+
 __all__ = ["ParsedAttachment", "ParsedEmail", "parse_email"]
 
 _MAX_HEADERS = 500
@@ -393,7 +395,7 @@ def _result(message: Message, walk: _Walk, *, text: str) -> ParsedEmail:
     def first(name: str) -> str | None:
         return index[name][0] if name in index else None
 
-    from_addr, from_name = _mailbox(first("from"))
+    from_addr, from_name = _from_mailbox(first("from"), walk)
     reply_to, _ = _mailbox(first("reply-to"))
     return ParsedEmail(
         message_id=next(iter(_ids(first("message-id"))), None),
@@ -518,6 +520,23 @@ def _mailbox(value: str | None) -> tuple[str | None, str]:
         return None, ""
     # Cached only when short, as the usual From is: a sender writes again and again.
     return _first_mailbox(value) if len(value) <= 256 else _first_mailbox.__wrapped__(value)
+
+
+def _from_mailbox(value: str | None, walk: _Walk) -> tuple[str | None, str]:
+    """The From's (addr-spec, display name) when it is exactly one valid mailbox; otherwise
+    (None, "") and the problem `invalid-from`: we never write to an address we misread."""
+    if value is None:
+        return None, ""
+    text = _fix_8bit(str(value)[:2_000]).replace("\r", "").replace("\n", "")
+    if "=?" not in text and not any(c in text for c in '",(:;'):
+        simple = _SIMPLE_MAILBOX.fullmatch(text)  # the usual shapes, without the parser
+        if simple is not None and (addr := _addr(simple["addr"] or simple["bare"])):
+            return addr, _fold(_header_text(simple["name"] or ""))
+    found = one_mailbox(text)
+    if found is not None and (addr := _addr(found[0])):
+        return addr, _fold(found[1])
+    walk.flag("invalid-from")
+    return None, ""
 
 
 @functools.lru_cache(maxsize=1024)

@@ -3,8 +3,10 @@ DMARC record, each through an injectable DNS lookup (tests serve records from a 
 real DNS in tests). Blocking: the SMTP channel runs `check_sender` in a worker thread.
 
 `sender_authenticity` picks the evidence: a trusted upstream's Authentication-Results header
-when there is one (behind a relay, the client we see is the relay, so our own SPF would judge
-the wrong host), else our own checks where enabled, else nothing ("none").
+when there is one and the client that handed us the mail is a trusted relay
+(`channels.email.relays`; behind a relay, the client we see is the relay, so our own SPF would
+judge the wrong host), else our own checks where enabled, else nothing ("none"). A trusted
+upstream's header from any other client is ignored, and the evidence says so.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from intake.pipeline.authenticity import (
     from_authentication_results,
     org_domain,
     parse_dmarc,
+    trusted_results,
 )
 
 log = logging.getLogger(__name__)
@@ -147,14 +150,25 @@ def sender_authenticity(
     ip: str = "",
     helo: str = "",
     mail_from: str = "",
+    relay: bool = False,
 ) -> Authenticity:
-    """The verdict for a message's From domain (see the module docstring for the order)."""
-    upstream = from_authentication_results(headers, from_domain, checks.trusted_authserv_ids)
-    if upstream is not None:
-        return upstream
+    """The verdict for a message's From domain (see the module docstring for the order);
+    `relay`: the client `ip` is a trusted relay, whose upstream's header may be believed."""
+    upstream = trusted_results(headers, checks.trusted_authserv_ids)
+    if upstream is not None and relay:
+        authserv_id, results = upstream
+        source = f"Authentication-Results from {authserv_id}"
+        return evaluate(from_domain, results, source=source)
+    ignored: tuple[str, ...] = ()
+    if upstream is not None:  # anyone can write one: only a trusted relay's counts
+        ignored = (
+            f"Authentication-Results from {upstream[0]} ignored: "
+            f"client {ip or '?'} is not a trusted relay",
+        )
     if checks.verify_dkim or checks.verify_spf:
-        return check_sender(raw, from_domain, ip=ip, helo=helo, mail_from=mail_from, checks=checks)
-    return Authenticity()
+        ours = check_sender(raw, from_domain, ip=ip, helo=helo, mail_from=mail_from, checks=checks)
+        return replace(ours, evidence=(*ours.evidence, *ignored))
+    return Authenticity(evidence=ignored)
 
 
 def sender_checks(settings: AuthenticationSettings) -> SenderChecks | None:

@@ -5,6 +5,10 @@ Inbound mail is accepted only for the configured domains (it is never a relay), 
 answered only after the ticket's transaction has committed; 451 when storage is away, so the
 sending server retries and nothing is lost. aiosmtpd's protocol runs on our own event loop (its
 `Controller` would start a second loop in a thread, away from the database's).
+
+We name ourselves `[smtp] hostname` (default: the first served domain) in the banner and the
+EHLO answer, and show no software name or version. One client address may hold at most
+`max_connections_per_client` sessions at once, so that it cannot take every slot.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import socket
 import ssl
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, AnyStr, cast
@@ -25,6 +31,7 @@ from channels.email.compose import compose
 from channels.email.inbound import inbound_from_raw
 from channels.email.oauth2 import AccessTokens
 from channels.email.refusals import note_reply
+from channels.email.relays import IpNetwork, from_trusted_relay, without_spam_verdicts
 from channels.email.sender_checks import SenderChecks, sender_authenticity
 from intake.config import OutboundSmtpSettings, SmtpSettings
 from intake.errors import (
@@ -40,6 +47,8 @@ from intake.ratelimit import RateLimitedError, RateLimiter
 log = logging.getLogger(__name__)
 
 MAX_RECIPIENTS = 100
+# The banner's text after our name: the protocol, never the software or its version.
+BANNER_TEXT = "ESMTP"
 
 
 def to_wire(outcome: Receipt | BaseException) -> str:
@@ -63,6 +72,17 @@ def _safe(text: str) -> str:
 
 def _domain(address: str) -> str:
     return address.rpartition("@")[2].strip().rstrip(".").lower()
+
+
+def server_name(settings: SmtpSettings) -> str:
+    """Our name in the banner and headers: `hostname`, else the first served domain, else the
+    machine's FQDN (the last is what aiosmtpd would say, and may be an internal name)."""
+    if settings.hostname.strip():
+        return settings.hostname.strip()
+    for domain in settings.domains:
+        if _domain("@" + domain):
+            return _domain("@" + domain)
+    return socket.getfqdn()
 
 
 class _Handler:
@@ -96,9 +116,15 @@ class _Handler:
             recipients=tuple(envelope.rcpt_tos),
             max_attachment_bytes=self.channel.max_attachment_bytes,
         )
+        peer = str(session.peer[0]) if session.peer else ""
+        relay = from_trusted_relay(peer, self.channel.trusted_relays)
+        if not relay and message.headers:  # a spam verdict counts only from a trusted relay
+            headers = without_spam_verdicts(message.headers)
+            if len(headers) != len(message.headers):
+                message = replace(message, headers=headers)
         self.channel.in_flight += 1
         try:
-            message = await self.channel.authenticate(message, session, mail_from)
+            message = await self.channel.authenticate(message, session, mail_from, relay=relay)
             outcome: Receipt | BaseException = await self.intake(message)
         except Exception as exc:  # mapped to a reply; the server keeps serving
             if not isinstance(exc, InputRefusedError | TransientError):
@@ -113,36 +139,60 @@ class _Handler:
 
 
 class _Server(SMTP):
-    """aiosmtpd's protocol with a cap on concurrent connections."""
+    """aiosmtpd's protocol with caps on concurrent connections, in all and per client.
+
+    A refused connection never reaches aiosmtpd: its `connection_lost` asserts the session
+    that `connection_made` would have opened, so it is not called for one we refused.
+    """
 
     def __init__(self, channel: SmtpChannel, handler: _Handler, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.channel = channel
+        self.client = ""
+        self.accepted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
-        limiter = self.channel.client_limiter
-        if limiter is not None and limiter.retry_after(str(peer[0] if peer else "")) is not None:
-            writer = cast(asyncio.WriteTransport, transport)
-            writer.write(b"421 4.7.0 Too many connections from your address, try again later\r\n")
-            note_reply(peer, "421 4.7.0")
+        self.client = str(peer[0]) if peer else ""
+        refusal = self._refusal()
+        if refusal is not None:
+            note_reply(peer, refusal)  # one log line, counted in /metrics; no traceback
+            cast(asyncio.WriteTransport, transport).write(refusal.encode() + b"\r\n")
             transport.close()
             return
-        if len(self.channel.connections) >= self.channel.max_connections or self.channel.closing:
-            writer = cast(asyncio.WriteTransport, transport)
-            writer.write(b"421 4.3.2 Too busy, try again later\r\n")
-            note_reply(peer, "421 4.3.2")
-            transport.close()
-            return
+        self.accepted = True
         self.channel.connections.add(self)
+        self.channel.per_client[self.client] += 1
         super().connection_made(transport)
 
     async def push(self, status: AnyStr) -> None:
         note_reply(self.session.peer if self.session else None, status)  # refusals logged
         await super().push(status)
 
+    def _refusal(self) -> str | None:
+        """The 421 reply for a connection we do not take, or None to take it."""
+        channel = self.channel
+        if channel.closing:
+            return "421 4.3.2 Service shutting down"
+        cap = channel.max_connections_per_client
+        if cap and channel.per_client[self.client] >= cap:
+            return "421 4.7.0 Too many connections from your address, try again later"
+        limiter = channel.client_limiter
+        if limiter is not None and limiter.retry_after(self.client) is not None:
+            return "421 4.7.0 Too many connections from your address, try again later"
+        if len(channel.connections) >= channel.max_connections:
+            return "421 4.3.2 Too busy, try again later"
+        return None
+
     def connection_lost(self, error: Exception | None) -> None:
+        if not self.accepted:
+            return  # refused in connection_made: aiosmtpd never started a session
+        self.accepted = False
         self.channel.connections.discard(self)
+        per_client = self.channel.per_client
+        per_client[self.client] -= 1
+        if per_client[self.client] <= 0:
+            del per_client[self.client]  # bounded by the clients connected now
         super().connection_lost(error)
 
 
@@ -162,6 +212,7 @@ class SmtpChannel:
         max_attachment_bytes: int = 10_485_760,
         sender_checks: SenderChecks | None = None,
         client_limiter: RateLimiter | None = None,
+        trusted_relays: Sequence[IpNetwork] = (),
     ) -> None:
         self.settings = settings
         self.domains = frozenset(_domain("@" + d) for d in settings.domains)
@@ -172,7 +223,11 @@ class SmtpChannel:
         self.max_attachment_bytes = max_attachment_bytes
         self.sender_checks = sender_checks  # None: no verdict on the From domain ("none")
         self.client_limiter = client_limiter  # connections per client address
+        self.trusted_relays = tuple(trusted_relays)  # whose upstream headers count
+        self.max_connections_per_client = settings.max_connections_per_client
+        self.hostname = server_name(settings)
         self.connections: set[_Server] = set()
+        self.per_client: Counter[str] = Counter()  # open sessions per client address
         self.in_flight = 0
         self.idle = asyncio.Event()
         self.closing = False
@@ -185,9 +240,10 @@ class SmtpChannel:
         return self._port
 
     async def authenticate(
-        self, message: InboundMessage, session: Session, mail_from: str
+        self, message: InboundMessage, session: Session, mail_from: str, *, relay: bool = False
     ) -> InboundMessage:
-        """`message` with the verdict on its From domain (channels.email.sender_checks)."""
+        """`message` with the verdict on its From domain (channels.email.sender_checks);
+        `relay`: the client is a trusted relay, whose upstream's verdict may be believed."""
         if self.sender_checks is None:
             return message
         try:
@@ -201,6 +257,7 @@ class SmtpChannel:
                 ip=str(session.peer[0]) if session.peer else "",
                 helo=session.host_name or "",
                 mail_from="" if mail_from in ("", "<>") else mail_from,
+                relay=relay,
             )
         except Exception as exc:  # mail our checks choke on proves nothing: unverified
             log.warning("sender check of %r failed: %s", message.channel_message_id[:80], exc)
@@ -218,6 +275,8 @@ class SmtpChannel:
                 enable_SMTPUTF8=True,
                 tls_context=self.tls_context,
                 timeout=self.timeout,
+                hostname=self.hostname,
+                ident=BANNER_TEXT,
                 loop=loop,
             ),
             host=self.settings.host,
@@ -270,8 +329,10 @@ class SmtpReplier:
         sender_name: str = "Support",
         timeout: float = 30.0,
         keep_open: float = 5.0,
+        local_hostname: str | None = None,
     ) -> None:
         self.settings = settings
+        self.local_hostname = local_hostname  # our name in EHLO; None: the machine's FQDN
         self.clock = clock
         self.sender_name = sender_name
         self.timeout = timeout
@@ -345,6 +406,7 @@ class SmtpReplier:
             hostname=settings.host,
             port=settings.port,
             timeout=self.timeout,
+            local_hostname=self.local_hostname,
             use_tls=settings.ssl,
             # None: STARTTLS when the relay offers it; True: refuse a relay that does not.
             start_tls=True if settings.starttls and not settings.ssl else None,

@@ -8,6 +8,7 @@ and the maintained add-ons expect a JavaScript client sending a header.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -64,6 +65,29 @@ _templates = Environment(
     loader=PackageLoader("channels.web", "templates"),
     autoescape=select_autoescape(enabled_extensions=("html", "j2")),
 )
+
+
+def _style_source() -> str:
+    """The CSP source of the form's one inline <style> (its hash): no other style, and no
+    script at all, may run on the page."""
+    source, _, _ = _templates.loader.get_source(_templates, "callback.html.j2")  # type: ignore[union-attr]
+    found = re.search(r"<style>(.*?)</style>", source, re.S)
+    if found is None:
+        return "'none'"
+    digest = hashlib.sha256(found.group(1).encode("utf-8")).digest()
+    return f"'sha256-{base64.b64encode(digest).decode('ascii')}'"
+
+
+# As the agents' page sends (channels.desk.page): no framing (clickjacking), no sniffing, no
+# referrer, nothing cached (the form carries a CSRF token).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": f"default-src 'none'; style-src {_style_source()}; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
 
 
 def csrf_token(secret: bytes, nonce: str, issued: int) -> str:
@@ -139,8 +163,11 @@ class CallbackForm:
     def routes(self, intake: Intake) -> list[BaseRoute]:
         async def endpoint(request: Request) -> Response:
             if request.method == "POST":
-                return await self.submit(request, intake)
-            return self.page(request, {}, {})
+                response = await self.submit(request, intake)
+            else:
+                response = self.page(request, {}, {})
+            response.headers.update(SECURITY_HEADERS)  # every answer, refusals too
+            return response
 
         return [Route("/callback", endpoint, methods=["GET", "POST"])]
 

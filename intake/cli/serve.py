@@ -25,7 +25,7 @@ from channels.desk.page import page_routes
 from channels.email.imap import ImapChannel, mailbox_key
 from channels.email.posts import mail_post_routes
 from channels.email.sender_checks import sender_checks, with_upstream_verdict
-from channels.email.smtp import SmtpChannel, SmtpReplier
+from channels.email.smtp import SmtpChannel, SmtpReplier, server_name
 from channels.telegram.channel import TelegramChannel, TelegramReplier
 from channels.twilio.messaging import twilio_routes
 from channels.twilio.replier import TwilioReplier
@@ -86,6 +86,8 @@ def web_routes(
             failures_before_delay=settings.limits.login_failures_before_delay,
             delay_cap_seconds=settings.limits.login_delay_cap_seconds,
             priorities=load_policy(settings.policy.name).priorities.order,
+            account_failures_before_delay=settings.limits.login_account_failures_before_delay,
+            account_delay_cap_seconds=settings.limits.login_account_delay_cap_seconds,
         )
     )
     if settings.twilio.enabled:
@@ -135,7 +137,9 @@ class Service:
         self.intake: Intake = MeasuredIntake(limited(checked, limit), self.metrics)
         self.channels: list[Channel] = []
         self.stopping = asyncio.Event()
-        self.smtp_replier = SmtpReplier(settings.outbound.smtp, clock=utc_now)
+        self.smtp_replier = SmtpReplier(
+            settings.outbound.smtp, clock=utc_now, local_hostname=server_name(settings.smtp)
+        )
         repliers: dict[str, Replier] = {"email": self.smtp_replier}
         self.twilio_replier: TwilioReplier | None = None
         if settings.twilio.enabled:
@@ -204,6 +208,7 @@ class Service:
                     client_limiter=RateLimiter.optional(
                         self.settings.limits.smtp_connections_per_client_per_minute, 60
                     ),
+                    trusted_relays=self.settings.authentication.trusted_relays,
                 )
             )
         if self.settings.imap.enabled:

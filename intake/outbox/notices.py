@@ -129,6 +129,8 @@ class Notifier:
             return "the sender failed authentication"
         if message.envelope_sender == "":
             return "null envelope sender"
+        if ("." + recipient.rpartition("@")[2]).endswith(".invalid"):  # RFC 2606: no one
+            return "no valid address to write to"
         if any(name.lower() == acks.LOOP_HEADER.lower() for name, _ in message.headers):
             return "our own loop header"
         if recipient == self.options.mailbox.lower() or (

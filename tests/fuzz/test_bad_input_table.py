@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import email
-import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from email import policy
@@ -284,8 +283,10 @@ async def test_acknowledgements_and_alerts_carry_hostile_text_safely(
 ) -> None:
     """Over SMTP, through the pipeline, into the outbox: every notice composes into a mail
     whose headers are ours alone and whose HTML shows the sender's markup as text."""
+    # The From's name carries markup only: one hiding a CR or LF makes the From no one's, and
+    # no notice goes out at all (tests/security/test_wire_trust.py).
     raw = (
-        b"From: =?utf-8?q?Eve=0D=0ABcc=3A_x=40evil.example_=3Cscript=3Ealert(1)=3C/script=3E?= "
+        b"From: =?utf-8?q?Eve_Bcc=3A_x=40evil.example_=3Cscript=3Ealert(1)=3C/script=3E?= "
         b"<eve@customer.example>\r\nTo: support@support.example.com\r\n"
         b"Subject: =?utf-8?q?Urgent:_Export=0D=0ABcc:_victim@else.example=E2=80=A8X-Evil:_1"
         b"_<script>alert(1)</script>?=\r\nMessage-ID: <hostile@customer.example>\r\n\r\n"
@@ -361,8 +362,12 @@ def test_hostile_display_name_is_one_line_of_text() -> None:
         b"Subject: =?utf-8?q?a=E2=80=A8b=00c?=\r\nMessage-ID: <a\xe2\x80\xa8b@x>\r\n\r\nHi\r\n"
     )
     parsed = parse_email(raw)
-    assert parsed.from_name == "Eve Bcc: x@evil.example" and parsed.subject == "a b c"
-    assert "\u2028" not in (parsed.message_id or "") and re.fullmatch(r"[^\r\n]*", parsed.from_name)
+    # A name hiding a CR LF makes the From no one's (issue 16): nothing of it is kept.
+    assert (parsed.from_addr, parsed.from_name) == (None, "") and parsed.subject == "a b c"
+    assert "invalid-from" in parsed.problems
+    assert "\u2028" not in (parsed.message_id or "")
+    markup = raw.replace(b"=0D=0A", b"_", 1)  # the same name without the line break
+    assert parse_email(markup).from_name == "Eve Bcc: x@evil.example"
 
 
 async def test_what_smtp_itself_forbids_is_refused_and_the_server_keeps_serving(

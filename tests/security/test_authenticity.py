@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from forgery import Zone, key, mail, signed
 
+from channels.email.relays import from_trusted_relay
 from channels.email.sender_checks import (
     SenderChecks,
     check_dkim,
@@ -228,16 +229,57 @@ def test_spf_follows_includes_and_bounds_void_lookups(zone: Zone) -> None:
     assert check_spf("192.0.2.1", "h", "a@void.example", zone.spf_lookup).result == "permerror"
 
 
-def test_a_trusted_upstream_header_wins_over_our_own_check(zone: Zone) -> None:
+def test_a_trusted_upstream_header_from_a_trusted_relay_wins_over_our_own_check(
+    zone: Zone,
+) -> None:
     raw = signed(mail("alice@acme.example"), "evil.example", key("evil"))
     headers = (ar("mx.relay.example; dmarc=pass header.from=acme.example"),)
     both = checks(zone, trusted_authserv_ids=TRUSTED)
-    upstream = sender_authenticity(raw, headers, "acme.example", checks=both, ip="127.0.0.1")
+    upstream = sender_authenticity(
+        raw, headers, "acme.example", checks=both, ip="127.0.0.1", relay=True
+    )
     assert upstream.verdict == "pass" and "mx.relay.example" in upstream.evidence[0]
     ours = sender_authenticity(raw, (), "acme.example", checks=both, ip="127.0.0.1")
     assert ours.verdict == "fail"
     off = sender_authenticity(raw, headers, "acme.example", checks=SenderChecks())
     assert off == Authenticity()  # nothing configured: no verdict
+
+
+def test_from_any_other_client_the_header_is_ignored_and_the_evidence_says_so(
+    zone: Zone,
+) -> None:
+    raw = signed(mail("alice@acme.example"), "evil.example", key("evil"))
+    headers = (ar("mx.relay.example; dmarc=pass header.from=acme.example"),)
+    both = checks(zone, trusted_authserv_ids=TRUSTED)
+    direct = sender_authenticity(raw, headers, "acme.example", checks=both, ip="192.0.2.7")
+    assert direct.verdict == "fail"  # our own check decides
+    assert direct.evidence[-1] == (
+        "Authentication-Results from mx.relay.example ignored: "
+        "client 192.0.2.7 is not a trusted relay"
+    )
+    only_trusted = SenderChecks(trusted_authserv_ids=TRUSTED)
+    none = sender_authenticity(raw, headers, "acme.example", checks=only_trusted, ip="192.0.2.7")
+    assert none.verdict == "none" and "ignored" in none.evidence[0]
+
+
+@pytest.mark.parametrize(
+    ("peer", "relays", "trusted"),
+    [
+        ("192.0.2.10", ["192.0.2.10/32"], True),
+        ("192.0.2.11", ["192.0.2.10/32"], False),
+        ("192.0.2.200", ["192.0.2.0/24"], True),
+        ("::ffff:192.0.2.10", ["192.0.2.10/32"], True),  # an IPv4 client on a dual-stack socket
+        ("::1", ["::1/128"], True),
+        ("::1", ["127.0.0.1/32"], False),
+        ("fe80::1%eth0", ["fe80::/64"], True),
+        ("127.0.0.1", [], False),  # the default: nobody
+        ("", ["0.0.0.0/0"], False),
+        ("not an address", ["0.0.0.0/0"], False),
+    ],
+)
+def test_from_trusted_relay(peer: str, relays: list[str], trusted: bool) -> None:
+    networks = AuthenticationSettings(trusted_relays=relays).trusted_relays  # type: ignore[arg-type]
+    assert from_trusted_relay(peer, networks) is trusted
 
 
 def test_sender_checks_follow_the_settings() -> None:

@@ -430,7 +430,9 @@ def test_header_injection_in_encoded_words() -> None:
     parsed = parse_email(raw)
     _assert_clean(parsed)
     assert parsed.subject == "Hello Bcc: victim@example.com body"
-    assert parsed.from_name == "Eve X-Evil: 1"
+    # A display name hiding a CRLF makes the From no one's (issue 16, item 7).
+    assert (parsed.from_addr, parsed.from_name) == (None, "")
+    assert "invalid-from" in parsed.problems
     assert [name for name, _ in parsed.headers] == ["From", "Subject", "X-Note"]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -141,6 +143,36 @@ async def test_rate_limited_per_address(client: httpx.AsyncClient) -> None:
 async def test_oversized_body_is_refused(client: httpx.AsyncClient) -> None:
     data = await filled(client, description="x" * 40_000)
     assert (await client.post("/callback", data=data)).status_code == 413
+
+
+def assert_page_headers(answer: httpx.Response) -> None:
+    """The agents' page's protections (issue 16, item 8): no framing, no sniffing, no
+    referrer, and no script or style but the page's own, pinned by its hash."""
+    policy = answer.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+    assert "form-action 'self'" in policy and "unsafe-inline" not in policy
+    assert "script-src" not in policy  # default-src 'none': no script at all
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["referrer-policy"] == "no-referrer"
+    for style in re.findall(r"<style>(.*?)</style>", answer.text, re.S):
+        digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+        assert f"style-src 'sha256-{digest}'" in policy  # what a browser checks
+
+
+async def test_every_answer_carries_the_security_headers(client: httpx.AsyncClient) -> None:
+    form = await client.get("/callback")
+    assert "<style>" in form.text
+    answers = [form]
+    answers.append(await client.post("/callback", data=await filled(client)))  # 200, taken
+    answers.append(await client.post("/callback", data=await filled(client, phone="12")))  # 400
+    big = await filled(client, description="x" * 40_000)
+    answers.append(await client.post("/callback", data=big))  # 413
+    answers.append(await client.post("/callback", data={"csrf_token": "x"}))  # 403
+    answers.append(await client.post("/callback", data=await filled(client)))  # 5th: 429
+    assert [a.status_code for a in answers] == [200, 200, 400, 413, 403, 429]
+    for answer in answers:
+        assert_page_headers(answer)
 
 
 def test_tokens_expire_and_bind_to_their_nonce() -> None:
