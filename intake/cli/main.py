@@ -24,11 +24,13 @@ from classifier import load_rules
 from intake.cli import admin
 from intake.cli.app import Storage, build_pipeline, open_storage, utc_now
 from intake.cli.classify import classify_input
+from intake.cli.report import json_rows, text_lines
 from intake.cli.serve import serve
 from intake.cli.sla import answer, answer_line
 from intake.config import Settings, load_settings
 from intake.desk import actions as agent_actions
 from intake.desk import agents as accounts
+from intake.desk.reporting import sla_report
 from intake.errors import InputRefusedError, IntakeError
 from intake.messages import ChannelKind
 from intake.pipeline import references
@@ -408,6 +410,44 @@ def agents_update(
         return await agent_actions.ticket_detail(storage.sessions, ticket_id)
 
     _emit(asyncio.run(_with_storage(settings, run)))
+
+
+@main.group("report")
+def report_group() -> None:
+    """Reports: what each customer was promised, and what they got."""
+
+
+@report_group.command("sla")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="From this day (UTC).")
+@click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]), help="To this day, inclusive.")
+@click.option("--organization", help="Only this organization (its name).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line, with a `kind`.")
+@config_option
+def report_sla(
+    settings: Settings,
+    since: datetime | None,
+    until: datetime | None,
+    organization: str | None,
+    as_json: bool,
+) -> None:
+    """Response and resolution times in support hours against the targets, and quotas used,
+    for requests received in the period (default: the last 30 days)."""
+    report = asyncio.run(
+        _with_storage(
+            settings,
+            lambda storage: sla_report(
+                storage.sessions, default_policy=settings.policy.name, now=utc_now(),
+                since=since.date() if since else None, until=until.date() if until else None,
+                organization=organization,
+            ),
+        )
+    )  # fmt: skip
+    if as_json:
+        for row in json_rows(report):
+            _emit(row)
+        return
+    for line in text_lines(report):
+        click.echo(line)
 
 
 T = TypeVar("T")
