@@ -9,10 +9,11 @@ from intake.desk.reports import Report
 
 PRIORITY_COLUMNS = (
     ("organization", "organization"), ("plan", "plan"), ("priority", "priority"),
-    ("requests", "requests"), ("responded", "responded"), ("response_met", "met"),
-    ("response_breached", "breached"), ("average_response_hours", "avg h"),
-    ("resolved", "resolved"), ("resolution_met", "met"), ("resolution_breached", "breached"),
-    ("average_resolution_hours", "avg h"), ("open_overdue", "overdue"),
+    ("requests", "requests"), ("responded", "responded"), ("response_met", "resp. met"),
+    ("response_breached", "resp. breached"), ("average_response_hours", "resp. avg h"),
+    ("resolved", "resolved"), ("resolution_met", "res. met"),
+    ("resolution_breached", "res. breached"), ("average_resolution_hours", "res. avg h"),
+    ("open_overdue", "open overdue"),
 )  # fmt: skip
 ORGANIZATION_COLUMNS = (
     ("organization", "organization"), ("policy", "policy"), ("plan", "plan"),
@@ -53,7 +54,7 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) ->
 
 def text_lines(report: Report) -> list[str]:
     """The report as two tables for people: per priority, then per organization."""
-    span = f"{report.since.date().isoformat()} to {report.until.isoformat(timespec='minutes')}"
+    span = f"from {report.since:%Y-%m-%d %H:%M} until {report.until:%Y-%m-%d %H:%M} UTC"
     lines = [f"SLA report: requests received {span}; times in support hours", ""]
     priorities = [row.as_json() for row in report.priorities]
     if priorities:
