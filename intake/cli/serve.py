@@ -32,6 +32,7 @@ from intake.cli import admin
 from intake.cli.app import Storage, build_pipeline, notice_options, open_storage, utc_now
 from intake.cli.demo.sink import PrintingSink
 from intake.config import Settings, SmtpSettings
+from intake.desk.reporting import ReportGauges
 from intake.desk.watch import SlaWatcher
 from intake.errors import ConfigError
 from intake.messages import Channel, Intake, Replier
@@ -89,7 +90,8 @@ def web_routes(
             )
         )
     if metrics is not None:
-        routes.append(metrics_routes(metrics, OpenTicketCounts(storage.sessions)))
+        report = ReportGauges(storage.sessions, settings.policy.name, utc_now)
+        routes.append(metrics_routes(metrics, OpenTicketCounts(storage.sessions), report))
     return routes
 
 
