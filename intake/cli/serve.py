@@ -19,6 +19,7 @@ from sqlalchemy import text
 
 from channels.desk.api import api_routes
 from channels.desk.page import page_routes
+from channels.desk.reports import report_routes
 from channels.email.imap import ImapChannel, mailbox_key
 from channels.email.sender_checks import sender_checks, with_upstream_verdict
 from channels.email.smtp import SmtpChannel, SmtpReplier
@@ -78,6 +79,9 @@ def web_routes(
             failures_before_delay=settings.limits.login_failures_before_delay,
             delay_cap_seconds=settings.limits.login_delay_cap_seconds,
         )
+    )
+    routes.append(
+        report_routes(storage.sessions, secret, default_policy=settings.policy.name, clock=utc_now)
     )
     if settings.twilio.enabled:
         routes.append(

@@ -170,3 +170,9 @@ class ReportGauges:
         gauges = Gauges(overdue, quotas)
         self._kept = (self.monotonic(), gauges)
         return gauges
+
+
+async def organization_names(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
+    """Every organization's name, for the reports page's choice."""
+    async with storage_errors(), sessions() as session:
+        return [org.name for org in await repo.organizations(session)]
