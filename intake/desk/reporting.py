@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -88,6 +89,30 @@ def clocks_of(tickets: Iterable[repo.ReportTicket]) -> dict[ClockKey, Clocks]:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class _Quota:
+    organization: repo.ReportOrganization
+    policy: str
+    quota: int | None
+    period: tuple[datetime, datetime]
+    ends: date | None
+
+
+def _quota_of(org: repo.ReportOrganization, default_policy: str, today: date) -> _Quota | None:
+    policy_ref = org.policy or default_policy
+    try:
+        policy = load_policy(policy_ref)
+    except (IntakeError, OSError) as exc:
+        log.warning("report: policy %r of %r not readable (%s)", policy_ref, org.name, exc)
+        return None
+    plan = policy.plans.get(org.plan)
+    months = policy.support_period_months or 12  # the period the pipeline counts quotas in
+    begin, end = support_period(org.support_start, months, today)
+    ends = end if org.support_start is not None else None
+    quota = plan.quota if plan is not None else None
+    return _Quota(org, policy.name, quota, (_midnight(begin), _midnight(end)), ends)
+
+
 async def organization_rows(
     session: AsyncSession,
     default_policy: str,
@@ -98,25 +123,23 @@ async def organization_rows(
 ) -> list[OrganizationFigures]:
     """Each organization's quota and its use in the support period holding `now`
     (`only_quotas`: only organizations whose plan has a quota)."""
+    orgs = await repo.organizations(session, name)
+    quotas = {org.id: _quota_of(org, default_policy, now.date()) for org in orgs}
+    periods: dict[tuple[datetime, datetime], list[int]] = defaultdict(list)
+    for org_id, found in quotas.items():
+        if found is not None and (found.quota is not None or not only_quotas):
+            periods[found.period].append(org_id)
+    used = await repo.tickets_in_periods(session, periods)
     rows = []
-    for org in await repo.organizations(session, name):
-        policy_ref = org.policy or default_policy
-        try:
-            policy = load_policy(policy_ref)
-        except (IntakeError, OSError) as exc:
-            log.warning("report: policy %r of %r not readable (%s)", policy_ref, org.name, exc)
-            if not only_quotas:
-                rows.append(OrganizationFigures(org.name, policy_ref, org.plan, None, 0, None))
-            continue
-        plan = policy.plans.get(org.plan)
-        quota = plan.quota if plan is not None else None
-        if only_quotas and quota is None:
-            continue
-        months = policy.support_period_months or 12  # the period the pipeline counts quotas in
-        begin, end = support_period(org.support_start, months, now.date())
-        used = await repo.tickets_in_period(session, org.id, _midnight(begin), _midnight(end))
-        ends = end if org.support_start is not None else None
-        rows.append(OrganizationFigures(org.name, policy.name, org.plan, quota, used, ends))
+    for org in orgs:
+        q = quotas[org.id]
+        if q is None:
+            if not only_quotas:  # a policy file gone: its quota cannot be known
+                rows.append(OrganizationFigures(org.name, org.policy or default_policy,
+                                                org.plan, None, 0, None))  # fmt: skip
+        elif q.quota is not None or not only_quotas:
+            rows.append(OrganizationFigures(org.name, q.policy, org.plan, q.quota,
+                                            used.get(org.id, 0), q.ends))  # fmt: skip
     return rows
 
 
