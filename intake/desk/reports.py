@@ -87,11 +87,14 @@ def _before(due: datetime | None, now: datetime) -> bool:
 
 
 def measure(t: ReportTicket, clocks: Clocks, now: datetime) -> Measured:
+    response = _hours(clocks.response, t.received_at, t.first_response_at)
+    # The time to the deadline serves only to place a response in the distribution.
+    due = None if response is None else t.first_response_due
     return Measured(
         ticket=t,
-        response_hours=_hours(clocks.response, t.received_at, t.first_response_at),
+        response_hours=response,
         resolution_hours=_hours(clocks.resolution, t.received_at, t.resolved_at),
-        response_due_hours=_hours(clocks.response, t.received_at, t.first_response_due),
+        response_due_hours=_hours(clocks.response, t.received_at, due),
         response_met=verdict(t.first_response_at, t.first_response_due, now),
         resolution_met=verdict(t.resolved_at, t.resolution_due, now),
         overdue=is_overdue(t, now),
