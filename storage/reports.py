@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Organization, Ticket
@@ -48,9 +49,9 @@ class ReportOrganization:
     support_start: date | None
 
 
-async def tickets_received(
-    session: AsyncSession, since: datetime, until: datetime, organization: str | None = None
-) -> list[ReportTicket]:
+def window_query(
+    since: datetime, until: datetime, organization: str | None = None
+) -> Select[*tuple[Any, ...]]:
     """Requests received in `[since, until)`, optionally of one organization (by name)."""
     columns = (
         Organization.name, Organization.region, Ticket.policy, Ticket.plan, Ticket.priority,
@@ -68,6 +69,13 @@ async def tickets_received(
     )
     if organization is not None:
         query = query.where(Organization.name == organization)
+    return query
+
+
+async def tickets_received(
+    session: AsyncSession, since: datetime, until: datetime, organization: str | None = None
+) -> list[ReportTicket]:
+    query = window_query(since, until, organization)
     return [ReportTicket(*row) for row in (await session.execute(query)).all()]
 
 
