@@ -24,7 +24,7 @@ from classifier import load_rules
 from intake.cli import admin
 from intake.cli.app import Storage, build_pipeline, open_storage, utc_now
 from intake.cli.classify import classify_input
-from intake.cli.report import json_rows, text_lines
+from intake.cli.report import csv_text, json_rows, text_lines
 from intake.cli.serve import serve
 from intake.cli.sla import answer, answer_line
 from intake.config import Settings, load_settings
@@ -422,6 +422,7 @@ def report_group() -> None:
 @click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]), help="To this day, inclusive.")
 @click.option("--organization", help="Only this organization (its name).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line, with a `kind`.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with the JSON lines' keys as columns.")
 @config_option
 def report_sla(
     settings: Settings,
@@ -429,6 +430,7 @@ def report_sla(
     until: datetime | None,
     organization: str | None,
     as_json: bool,
+    as_csv: bool,
 ) -> None:
     """Response and resolution times in support hours against the targets, and quotas used,
     for requests received in the period (default: the last 30 days)."""
@@ -445,6 +447,9 @@ def report_sla(
     if as_json:
         for row in json_rows(report):
             _emit(row)
+        return
+    if as_csv:
+        sys.stdout.write(csv_text(report))
         return
     for line in text_lines(report):
         click.echo(line)

@@ -1,7 +1,10 @@
-"""How `intake report sla` prints a report: JSON lines (CONTRACTS section 2) or a table."""
+"""How `intake report sla` prints a report: JSON lines (CONTRACTS section 2), CSV for
+spreadsheets, or a table."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -27,6 +30,20 @@ def json_rows(report: Report) -> Iterator[dict[str, Any]]:
         yield row.as_json()
     for org in report.organizations:
         yield org.as_json()
+
+
+def csv_text(report: Report) -> str:
+    """One CSV: the JSON lines' keys as columns (priority rows leave the organization's
+    columns empty, and the other way round)."""
+    rows = list(json_rows(report))
+    columns: dict[str, None] = {"kind": None}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
 
 
 def _cell(value: Any) -> str:

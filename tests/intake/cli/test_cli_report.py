@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import subprocess
@@ -61,6 +63,13 @@ async def test_json_lines_and_the_table(storage: ReopenableStorage, tmp_path: Pa
     assert lines[3].split() == ["Acme", "standard", "normal", "3", "3", "3", "0", "1.50", "2",
                                 "2", "1", "14.00", "1"]  # fmt: skip
     assert any(line.split()[:5] == ["Fourco", "standard", "high", "1", "1"] for line in lines)
+
+    sheet = list(
+        csv.DictReader(io.StringIO(intake(storage.url, tmp_path, *WINDOW, "--csv").stdout))
+    )
+    assert [r["kind"] for r in sheet] == kinds
+    assert sheet[0]["average_resolution_hours"] == "14.0" and sheet[0]["quota"] == ""
+    assert sheet[-1]["quota"] == "100" and sheet[-1]["requests"] == ""
 
     one = intake(storage.url, tmp_path, *WINDOW, "--organization", "Fourco", "--json")
     assert [json.loads(line)["organization"] for line in one.stdout.splitlines()] == [
