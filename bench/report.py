@@ -93,7 +93,8 @@ async def measure(storage: Storage, now: datetime, days: int, runs: int) -> dict
         for name, step in steps.items():
             times[name].append(await timed(step))
     print(f"  {days}-day window: {len(rows):,} tickets")
-    return {name: statistics.median(values) for name, values in times.items()}
+    found = {name: statistics.median(values) for name, values in times.items()}
+    return found | {"tickets": float(len(rows))}
 
 
 async def postgres_database(url: str, *, create: bool) -> None:
@@ -120,11 +121,19 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
     total = await fill(storage, args.tickets, now, only_open=False)
     dialect = storage.engine.dialect.name
     print(f"{dialect}: filled {total:,} tickets in {time.perf_counter() - started:.0f}s")
+    results = {}
     for days in (7, 30):
-        found = await measure(storage, now, days, args.runs)
-        base = found["count(window)"]
+        found = results[days] = await measure(storage, now, days, args.runs)
+        base, tickets = found.pop("count(window)"), found.pop("tickets")
+        print(f"    {'count(window)':<18} {base * 1000:9.1f} ms")
         for name, seconds in found.items():
-            print(f"    {name:<18} {seconds * 1000:9.1f} ms  x{seconds / base:7.2f} count(window)")
+            print(f"    {name:<18} {seconds * 1000:9.1f} ms  x{seconds / base:7.2f} count(window)"
+                  f"  {seconds / tickets * 1e6:6.1f} us/ticket")  # fmt: skip
+    week, month = results[7], results[30]
+    print("30 days / 7 days: " + ", ".join(
+        f"{name} x{month[name] / week[name]:.2f}" for name in ("fetch(window)", "report(window)",
+                                                              "intake report sla", "count(table)")
+    ))  # fmt: skip
     with recording(storage) as seen:
         await sla_report(storage.sessions, default_policy=POLICY, now=now)
     statements = list(seen)
