@@ -98,6 +98,11 @@ async def tickets_in_periods(
     (as the pipeline counts them for `over_quota`), by organization id; one query per
     distinct period (organizations that started on the same day share theirs)."""
     found: dict[int, int] = {}
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        # After five runs PostgreSQL may keep a generic plan of a prepared statement, blind to
+        # how much of the table a period holds; measured 20 times slower at a million tickets.
+        await connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
     for (begin, end), ids in periods.items():
         for start in range(0, len(ids), IDS_PER_QUERY):
             rows = await session.execute(
