@@ -115,6 +115,8 @@ class Ticket(Base):
         Index("ix_tickets_open_resolution", "status", "resolution_due"),
         Index("ix_tickets_sender_channel", "sender", "channel", "status"),
         Index("ix_tickets_organization_received", "organization_id", "received_at"),
+        # SLA reports read one window of received tickets, whatever the organization.
+        Index("ix_tickets_received_at", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

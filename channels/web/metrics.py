@@ -4,6 +4,10 @@ Counters and the latency histogram are per process (Prometheus sums them over th
 `tickets_open{priority}` is read from the shared database at scrape time, so every node
 reports the same. This module imports only the leaves: the database is reached through the
 `OpenCounts` callable the wiring passes in (`storage.watch.OpenTicketCounts`).
+
+The SLA report's gauges (open overdue tickets by priority, each organization's quota and its
+use in the current support period) come the same way, from `ReportReader`
+(`intake.desk.reporting.ReportGauges`, which keeps them a few seconds between scrapes).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
@@ -26,6 +31,17 @@ log = logging.getLogger(__name__)
 
 OpenCounts = Callable[[], Awaitable[Mapping[str, int]]]
 RoutesFactory = Callable[[Intake], Sequence[BaseRoute]]
+
+
+class ReportFigures(Protocol):
+    @property
+    def open_overdue(self) -> Mapping[str, int]: ...  # by priority
+
+    @property
+    def quotas(self) -> Mapping[str, tuple[int, int]]: ...  # organization -> (quota, used)
+
+
+ReportReader = Callable[[], Awaitable[ReportFigures]]
 
 # Intake answers within a second when all is well; the upper buckets show when it is not.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -66,6 +82,19 @@ class Metrics:
             ["channel", "reason"], registry=r,
         )  # fmt: skip
 
+        self.tickets_open_overdue = Gauge(
+            "tickets_open_overdue", "Open tickets past a first response or resolution deadline",
+            ["priority"], registry=r,
+        )  # fmt: skip
+        self.organization_quota = Gauge(
+            "organization_quota", "Requests the plan allows per support period",
+            ["organization"], registry=r,
+        )  # fmt: skip
+        self.organization_quota_used = Gauge(
+            "organization_quota_used", "Requests made in the current support period",
+            ["organization"], registry=r,
+        )  # fmt: skip
+
     def count_refusals(self) -> Callable[[], None]:
         """Count every `intake.errors.log_refusal` line from now on; returns the undo."""
         handler = _RefusalCounter(self.refusals)
@@ -96,6 +125,19 @@ class Metrics:
         self.tickets_open.clear()  # a priority with no open ticket left must not linger
         for priority, count in counts.items():
             self.tickets_open.labels(priority=priority).set(count)
+
+    def set_report(self, figures: ReportFigures | None) -> None:
+        """None: not read this time (the database is away); the gauges are left out."""
+        for gauge in (self.tickets_open_overdue, self.organization_quota,
+                      self.organization_quota_used):  # fmt: skip
+            gauge.clear()
+        if figures is None:
+            return
+        for priority, count in figures.open_overdue.items():
+            self.tickets_open_overdue.labels(priority=priority).set(count)
+        for organization, (quota, used) in figures.quotas.items():
+            self.organization_quota.labels(organization=organization).set(quota)
+            self.organization_quota_used.labels(organization=organization).set(used)
 
 
 class _RefusalCounter(logging.Handler):
@@ -134,10 +176,18 @@ class MeasuredIntake:
             self.metrics.messages.labels(channel=str(message.channel), status=status).inc()
 
 
-def metrics_routes(metrics: Metrics, open_counts: OpenCounts | None = None) -> RoutesFactory:
+def metrics_routes(
+    metrics: Metrics, open_counts: OpenCounts | None = None, report: ReportReader | None = None
+) -> RoutesFactory:
     """The routes factory for GET /metrics (text format, or OpenMetrics if asked for)."""
 
     async def scrape(request: Request) -> Response:
+        figures: ReportFigures | None = None
+        if report is not None:
+            try:
+                figures = await report()
+            except Exception as exc:  # as for tickets_open: the rest still matters
+                log.warning("report gauges not read: %s", type(exc).__name__)
         if open_counts is not None:
             try:
                 counts: Mapping[str, int] = await open_counts()
@@ -146,6 +196,8 @@ def metrics_routes(metrics: Metrics, open_counts: OpenCounts | None = None) -> R
                 counts = {}
             # No await from here on: the gauge and the rendering see one consistent state.
             metrics.set_open(counts)
+        if report is not None:
+            metrics.set_report(figures)
         encode, content_type = choose_encoder(request.headers.get("accept", ""))
         return Response(encode(metrics.registry), headers={"Content-Type": content_type})
 

@@ -26,12 +26,14 @@ from intake.cli import admin, checks
 from intake.cli.app import Storage, build_pipeline, open_storage, utc_now
 from intake.cli.classify import classify_input
 from intake.cli.existing import require_database, shown_url
+from intake.cli.report import csv_text, json_rows, text_lines
 from intake.cli.serve import serve
 from intake.cli.sla import answer, answer_line
 from intake.cli.text import ticket_text
 from intake.config import Settings, load_settings
 from intake.desk import actions as agent_actions
 from intake.desk import agents as accounts
+from intake.desk.reporting import sla_report
 from intake.errors import ConfigError, InputRefusedError, IntakeError
 from intake.messages import ChannelKind
 from intake.pipeline import references
@@ -512,6 +514,49 @@ def policy_check(settings: Settings, name_or_path: str) -> None:
         policy = load_policy(name_or_path)
     for line in inconsistencies(policy):
         click.echo(f"{name_or_path}: {line}")
+
+
+@main.group("report")
+def report_group() -> None:
+    """Reports: what each customer was promised, and what they got."""
+
+
+@report_group.command("sla")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="From this day (UTC).")
+@click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]), help="To this day, inclusive.")
+@click.option("--organization", help="Only this organization (its name).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line, with a `kind`.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with the JSON lines' keys as columns.")
+@config_option
+def report_sla(
+    settings: Settings,
+    since: datetime | None,
+    until: datetime | None,
+    organization: str | None,
+    as_json: bool,
+    as_csv: bool,
+) -> None:
+    """Response and resolution times in support hours against the targets, and quotas used,
+    for requests received in the period (default: the last 30 days)."""
+    report = asyncio.run(
+        _with_storage(
+            settings,
+            lambda storage: sla_report(
+                storage.sessions, default_policy=settings.policy.name, now=utc_now(),
+                since=since.date() if since else None, until=until.date() if until else None,
+                organization=organization,
+            ),
+        )
+    )  # fmt: skip
+    if as_json:
+        for row in json_rows(report):
+            _emit(row)
+        return
+    if as_csv:
+        sys.stdout.write(csv_text(report))
+        return
+    for line in text_lines(report):
+        click.echo(line)
 
 
 T = TypeVar("T")

@@ -22,6 +22,7 @@ from sqlalchemy import text
 
 from channels.desk.api import api_routes
 from channels.desk.page import page_routes
+from channels.desk.reports import report_routes
 from channels.email.imap import ImapChannel, mailbox_key
 from channels.email.posts import mail_post_routes
 from channels.email.sender_checks import sender_checks, with_upstream_verdict
@@ -36,6 +37,7 @@ from intake.cli import admin
 from intake.cli.app import Storage, build_pipeline, notice_options, open_storage, utc_now
 from intake.cli.demo.sink import PrintingSink
 from intake.config import NotifySettings, Settings, SmtpSettings, WebSettings
+from intake.desk.reporting import ReportGauges
 from intake.desk.watch import SlaWatcher
 from intake.errors import ConfigError
 from intake.messages import Channel, Intake, Replier
@@ -90,6 +92,9 @@ def web_routes(
             account_delay_cap_seconds=settings.limits.login_account_delay_cap_seconds,
         )
     )
+    routes.append(
+        report_routes(storage.sessions, secret, default_policy=settings.policy.name, clock=utc_now)
+    )
     if settings.twilio.enabled:
         routes.append(
             twilio_routes(
@@ -111,7 +116,8 @@ def web_routes(
         )
     )
     if metrics is not None:
-        routes.append(metrics_routes(metrics, OpenTicketCounts(storage.sessions)))
+        report = ReportGauges(storage.sessions, settings.policy.name, utc_now)
+        routes.append(metrics_routes(metrics, OpenTicketCounts(storage.sessions), report))
     return routes
 
 
