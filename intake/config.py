@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -73,6 +73,19 @@ class SmtpSettings(_Section):
     timeout_seconds: float = Field(default=300, gt=0)  # idle client is dropped after this
 
 
+def _check_oauth2(section: ImapSettings | OutboundSmtpSettings) -> None:
+    """auth = "oauth2" needs a client and a token endpoint (channels.email.oauth2)."""
+    if section.auth != "oauth2":
+        return
+    if not section.oauth2_client_id:
+        raise ValueError('oauth2_client_id: required with auth = "oauth2"')
+    url = section.oauth2_token_url
+    # Plain HTTP only on loopback (a local authorization server): the secrets travel in it.
+    loopback = url.startswith(("http://127.0.0.1", "http://[::1]", "http://localhost"))
+    if not (url.startswith("https://") or loopback):
+        raise ValueError('oauth2_token_url: an https:// URL is required with auth = "oauth2"')
+
+
 class ImapSettings(_Section):
     enabled: bool = False
     host: str = "imap.example.com"
@@ -87,6 +100,19 @@ class ImapSettings(_Section):
     poll_seconds: float = Field(default=30, gt=0)  # when the server has no IDLE
     idle_seconds: float = Field(default=300, gt=0)  # re-issue IDLE this often (RFC 2177: <29 min)
     ca_file: Path | None = None  # trust this CA (a private server); default: the system's
+    auth: Literal["password", "oauth2"] = "password"  # "oauth2": the oauth2_* keys, no password
+    oauth2_token_url: str = ""  # the provider's token endpoint (docs/mailboxes.md)
+    oauth2_client_id: str = ""  # the app registration's (Microsoft) or OAuth client's (Google)
+    oauth2_client_secret: SecretStr = SecretStr("")  # empty: a public client
+    oauth2_refresh_token: SecretStr = SecretStr("")  # delegated access; empty: client credentials
+    oauth2_scope: str = ""  # space-separated
+    # XOAUTH2 (Microsoft and Google) or OAUTHBEARER (RFC 7628; Google, not Microsoft).
+    oauth2_mechanism: Literal["xoauth2", "oauthbearer"] = "xoauth2"
+
+    @model_validator(mode="after")
+    def _oauth2_complete(self) -> ImapSettings:
+        _check_oauth2(self)
+        return self
 
 
 class OutboundSmtpSettings(_Section):
@@ -94,6 +120,29 @@ class OutboundSmtpSettings(_Section):
     port: int = Field(default=25, ge=0, le=65535)
     # `from` is a Python keyword: the TOML key reaches this field through the alias.
     from_address: str = Field(default="support@support.example.com", alias="from")
+    auth: Literal["none", "password", "oauth2"] = "none"  # the relay's login
+    user: str = ""  # the login of "password" and "oauth2" (the mailbox the token is for)
+    password: SecretStr = SecretStr("")
+    ssl: bool = False  # implicit TLS (submissions, port 465)
+    starttls: bool = False  # require STARTTLS (submission, port 587); otherwise used if offered
+    ca_file: Path | None = None  # trust this CA (a private relay); default: the system's
+    oauth2_token_url: str = ""  # the provider's token endpoint (docs/mailboxes.md)
+    oauth2_client_id: str = ""  # the app registration's (Microsoft) or OAuth client's (Google)
+    oauth2_client_secret: SecretStr = SecretStr("")  # empty: a public client
+    oauth2_refresh_token: SecretStr = SecretStr("")  # delegated access; empty: client credentials
+    oauth2_scope: str = ""  # space-separated
+    # XOAUTH2 (Microsoft and Google) or OAUTHBEARER (RFC 7628; Google, not Microsoft).
+    oauth2_mechanism: Literal["xoauth2", "oauthbearer"] = "xoauth2"
+
+    @model_validator(mode="after")
+    def _credentials_over_tls(self) -> OutboundSmtpSettings:
+        _check_oauth2(self)
+        if self.auth != "none" and not (self.ssl or self.starttls):
+            # Credentials and tokens never cross the network in the clear.
+            raise ValueError("auth: needs ssl = true or starttls = true")
+        if self.auth != "none" and not self.user:
+            raise ValueError(f'user: required with auth = "{self.auth}"')
+        return self
 
 
 class OutboundSettings(_Section):
@@ -159,6 +208,46 @@ class LimitsSettings(_Section):
     login_delay_cap_seconds: float = Field(default=900, gt=0)  # the doubling delay stops here
 
 
+class MailgunSettings(_Section):
+    """Mail posted by a Mailgun route (`forward` to /webhooks/mail/mailgun/mime: raw MIME)."""
+
+    enabled: bool = False
+    signing_key: SecretStr = SecretStr("")  # HMAC key of each post's timestamp + token
+    max_request_bytes: int = Field(default=41_943_040, ge=1024)  # 25 MB of mail, form-encoded
+
+
+class PostmarkSettings(_Section):
+    """Postmark's inbound webhook; its URL carries these credentials (basic auth)."""
+
+    enabled: bool = False
+    user: str = ""
+    password: SecretStr = SecretStr("")
+    max_request_bytes: int = Field(default=52_428_800, ge=1024)  # 35 MB of mail, as JSON
+
+
+class SendgridSettings(_Section):
+    """SendGrid Inbound Parse posting the raw MIME; its URL carries basic-auth credentials,
+    and/or a Parse security policy signs each post (ECDSA, checked with `public_key`)."""
+
+    enabled: bool = False
+    user: str = ""
+    password: SecretStr = SecretStr("")
+    public_key: str = ""  # the policy's signature public key (base64), as SendGrid shows it
+    max_request_bytes: int = Field(default=41_943_040, ge=1024)  # 30 MB of mail, form-encoded
+
+
+class SesSettings(_Section):
+    """Amazon SES receipt rules publishing to SNS, which posts to /webhooks/mail/ses."""
+
+    enabled: bool = False
+    topic_arns: list[str] = []  # the only topics we confirm and take mail from
+    # Hosts (with an optional port) the signing certificate and SubscribeURL may come from,
+    # always over https.
+    cert_host_pattern: str = r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
+    encoding: Literal["base64", "utf8"] = "base64"  # the SNS action's, when it does not say
+    max_request_bytes: int = Field(default=1_048_576, ge=1024)  # SNS messages are <= 256 KB
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="forbid", frozen=True)
 
@@ -177,6 +266,10 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = TelegramSettings()
     authentication: AuthenticationSettings = AuthenticationSettings()
     limits: LimitsSettings = LimitsSettings()
+    mailgun: MailgunSettings = MailgunSettings()
+    postmark: PostmarkSettings = PostmarkSettings()
+    sendgrid: SendgridSettings = SendgridSettings()
+    ses: SesSettings = SesSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -268,4 +361,9 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         key = ".".join(str(part) for part in error["loc"])
-        raise ConfigError(key, error["msg"], source=source) from None
+        problem = error["msg"]
+        if error["type"] == "value_error":  # a section's own check says "key: problem"
+            field, colon, said = str(error.get("ctx", {}).get("error", "")).partition(": ")
+            if colon and field.isidentifier():
+                key, problem = f"{key}.{field}", said
+        raise ConfigError(key, problem, source=source) from None

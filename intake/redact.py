@@ -10,6 +10,7 @@ httpcore are also lowered to WARNING.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote
@@ -27,10 +28,18 @@ def secrets_of(settings: Settings, *extra: bytes | str) -> list[str]:
     """Every secret the settings hold, and `extra` ones (the threading key kept in the DB)."""
     found = [
         settings.imap.password.get_secret_value(),
+        settings.imap.oauth2_client_secret.get_secret_value(),
+        settings.imap.oauth2_refresh_token.get_secret_value(),
+        settings.outbound.smtp.password.get_secret_value(),
+        settings.outbound.smtp.oauth2_client_secret.get_secret_value(),
+        settings.outbound.smtp.oauth2_refresh_token.get_secret_value(),
         settings.twilio.auth_token.get_secret_value(),
         settings.telegram.token.get_secret_value(),
         settings.telegram.secret_token.get_secret_value(),
         settings.pipeline.secret.get_secret_value(),
+        settings.mailgun.signing_key.get_secret_value(),
+        settings.postmark.password.get_secret_value(),
+        settings.sendgrid.password.get_secret_value(),
     ]
     try:
         found.append(make_url(settings.database.url).password or "")
@@ -59,13 +68,24 @@ class Redactor:
 
 
 _active: list[Redactor] = []  # of every running service (tests run several in one process)
+LATER_KEPT = 64  # secrets learnt at run time (OAuth2 tokens) masked at once: the newest ones
+_later: deque[str] = deque(maxlen=LATER_KEPT)
+_later_redactor: list[Redactor] = []  # one Redactor of `_later`, rebuilt when it grows
 _installed: list[Callable[..., logging.LogRecord]] = []
+
+
+def mask_later(secret: str) -> None:
+    """Mask `secret` too, from now on: one learnt at run time, e.g. an OAuth2 access token."""
+    if secret and secret not in _later:
+        _later.append(secret)
+        _later_redactor[:] = [Redactor(list(_later))]
 
 
 def _redacted(record: logging.LogRecord) -> logging.LogRecord:
     redactors = list(_active)
     if not redactors:
         return record
+    redactors.extend(_later_redactor)
 
     def redact(text: str) -> str:
         for redactor in redactors:

@@ -13,7 +13,15 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Agent, ApiToken, Organization, SlaAlert, Ticket, TicketEvent
+from storage.models import (
+    Agent,
+    AgentSession,
+    ApiToken,
+    Organization,
+    SlaAlert,
+    Ticket,
+    TicketEvent,
+)
 
 # A token's last use is written at most this often: a read request should not be a write.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -26,6 +34,7 @@ class AgentRow:
     name: str
     password_hash: str
     created_at: datetime
+    deactivated_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +44,14 @@ class AgentListing:
     created_at: datetime
     tokens: int
     last_used_at: datetime | None
+    deactivated_at: datetime | None = None
 
 
 def _row(agent: Agent) -> AgentRow:
-    return AgentRow(agent.id, agent.email, agent.name, agent.password_hash, agent.created_at)
+    return AgentRow(
+        agent.id, agent.email, agent.name, agent.password_hash, agent.created_at,
+        agent.deactivated_at,
+    )  # fmt: skip
 
 
 async def agent_by_email(session: AsyncSession, email: str) -> AgentRow | None:
@@ -79,7 +92,7 @@ async def list_agents(session: AsyncSession) -> list[AgentListing]:
         .order_by(Agent.email)
     )
     return [
-        AgentListing(a.email, a.name, a.created_at, n or 0, last_used)
+        AgentListing(a.email, a.name, a.created_at, n or 0, last_used, a.deactivated_at)
         for a, n, last_used in rows.all()
     ]
 
@@ -97,7 +110,7 @@ async def agent_by_token(session: AsyncSession, token_hash: str, now: datetime) 
         await session.execute(
             select(Agent, ApiToken.id)
             .join(ApiToken, ApiToken.agent_id == Agent.id)
-            .where(ApiToken.token_hash == token_hash)
+            .where(ApiToken.token_hash == token_hash, Agent.deactivated_at.is_(None))
         )
     ).first()
     if found is None:
@@ -115,6 +128,57 @@ async def agent_by_token(session: AsyncSession, token_hash: str, now: datetime) 
         .values(last_used_at=now)
     )
     return _row(agent)
+
+
+async def revoke_tokens(session: AsyncSession, agent_id: int) -> int:
+    """Delete every API token of the agent; how many there were."""
+    done = await session.execute(delete(ApiToken).where(ApiToken.agent_id == agent_id))
+    return int(done.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def deactivate(session: AsyncSession, agent_id: int, now: datetime) -> None:
+    """No login, token or session of this agent works from the commit on."""
+    await session.execute(
+        update(Agent)
+        .where(Agent.id == agent_id, Agent.deactivated_at.is_(None))
+        .values(deactivated_at=now)
+    )
+    await session.execute(delete(AgentSession).where(AgentSession.agent_id == agent_id))
+    await revoke_tokens(session, agent_id)
+
+
+async def insert_session(
+    session: AsyncSession, agent_id: int, token_hash: str, now: datetime, expires: datetime
+) -> None:
+    session.add(
+        AgentSession(agent_id=agent_id, token_hash=token_hash, created_at=now, expires_at=expires)
+    )
+    await session.flush()
+
+
+async def agent_by_session(
+    session: AsyncSession, token_hash: str, now: datetime
+) -> AgentRow | None:
+    """The active agent of an unexpired page session (looked up by the cookie's hash)."""
+    agent = await session.scalar(
+        select(Agent)
+        .join(AgentSession, AgentSession.agent_id == Agent.id)
+        .where(
+            AgentSession.token_hash == token_hash,
+            AgentSession.expires_at > now,
+            Agent.deactivated_at.is_(None),
+        )
+    )
+    return None if agent is None else _row(agent)
+
+
+async def end_session(session: AsyncSession, token_hash: str, now: datetime) -> None:
+    """Log out: delete the session, and any of anyone's that have expired meanwhile."""
+    await session.execute(
+        delete(AgentSession).where(
+            or_(AgentSession.token_hash == token_hash, AgentSession.expires_at <= now)
+        )
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -262,6 +262,21 @@ class Agent(Base):
     name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime]
+    # Set by `intake agents deactivate`: no login, no token, no session from then on.
+    deactivated_at: Mapped[datetime | None]
+
+
+class AgentSession(Base):
+    """A logged-in page session, stored only as the hash of its cookie; logging out, or the
+    agent's deactivation, deletes it, so the cookie stops working at once."""
+
+    __tablename__ = "agent_sessions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
 
 
 class ApiToken(Base):
@@ -301,3 +316,15 @@ class SlaAlert(Base):
     deadline: Mapped[str] = mapped_column(String(32), primary_key=True)  # first_response, ...
     threshold: Mapped[str] = mapped_column(String(16), primary_key=True)  # "75%", "breach"
     at: Mapped[datetime]
+
+
+class WebhookToken(Base):
+    """A signed post's token and the digest of the message it came with: a token seen again
+    is good only with the same message (Mailgun's signature does not cover the body)."""
+
+    __tablename__ = "webhook_tokens"
+
+    provider: Mapped[str] = mapped_column(String(16), primary_key=True)
+    token: Mapped[str] = mapped_column(String(128), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of the message, hex
+    seen_at: Mapped[datetime] = mapped_column(index=True)

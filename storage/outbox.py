@@ -1,8 +1,9 @@
 """The transactional outbox: notices written with their ticket, delivered afterwards.
 
-A deliverer claims due rows under a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the
-`BEGIN IMMEDIATE` write lock on SQLite), so several nodes never pick the same row; a row is
-sent again only if its deliverer died mid-send and its lease ran out.
+A deliverer claims due rows under a short lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the
+`BEGIN IMMEDIATE` write lock on SQLite) that it renews while it works on them (`renew`), so
+several nodes never pick the same row, and the rows of a deliverer that died are taken over
+as soon as its lease runs out; a row is sent again only if its deliverer died mid-send.
 """
 
 from __future__ import annotations
@@ -112,6 +113,29 @@ async def claim_due(
         OutboxItem(r.id, r.ticket_id, r.kind, r.channel, r.recipient, r.payload, r.attempts)
         for r in rows
     ]
+
+
+async def renew(
+    session: AsyncSession, outbox_ids: list[int], held_until: datetime, until: datetime
+) -> set[int]:
+    """Extend the lease of rows still held as `held_until` to `until`; the ids renewed.
+
+    A row whose lease changed meanwhile (recorded, or taken over by another deliverer after
+    it ran out) is not touched and not returned: it is no longer the caller's.
+    """
+    if not outbox_ids:
+        return set()
+    rows = await session.execute(
+        update(Outbox)
+        .where(
+            Outbox.id.in_(outbox_ids),
+            Outbox.status == "pending",
+            Outbox.leased_until == held_until,
+        )
+        .values(leased_until=until)
+        .returning(Outbox.id)
+    )
+    return {outbox_id for (outbox_id,) in rows.all()}
 
 
 async def mark_sent(session: AsyncSession, outbox_ids: list[int], now: datetime) -> None:

@@ -1,26 +1,34 @@
-"""The agents' JSON API under /api/ (CONTRACTS section 4): list, show and update tickets.
+"""The agents' JSON API under /api/ (CONTRACTS section 4), on FastAPI: list, show and update
+tickets.
 
-Every route but /api/openapi.json needs `Authorization: Bearer TOKEN` (`intake agents add`
-prints one). Everything a sender wrote is returned as JSON data, never as HTML: escaping is
-the page's job. This module maps the product's errors to HTTP statuses, in one place
-(`_answer`); what the actions do is `intake.desk.actions`.
+A FastAPI app mounted at /api in the web channel's Starlette app. Requests and answers are
+pydantic models, and the OpenAPI document at /api/openapi.json is generated from them, so it
+cannot drift from the code. Every route but the document needs `Authorization: Bearer TOKEN`
+(`intake agents add` prints one). Everything a sender wrote is returned as JSON data, never as
+HTML: escaping is the page's job. Errors keep one shape, `{"error": "...", "field": ...}`, and
+are mapped from the product's exceptions in one place (`_handlers`); what the actions do is
+`intake.desk.actions`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends, FastAPI, Path, Query, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.requests import Request
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from channels.web.app import RoutesFactory
 from intake.desk.actions import (
     Action,
     QueueFilter,
@@ -41,7 +49,6 @@ from intake.ratelimit import FailureBackoff
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-Handler = Callable[[Request, AgentIdentity], Awaitable[Response]]
 
 MAX_BODY_BYTES = 16 * 1024  # an update is a few dozen bytes
 DEFAULT_LIMIT, MAX_LIMIT = 100, 500
@@ -49,27 +56,124 @@ _LIST_PARAMS = frozenset(
     {"open", "overdue", "channel", "organization", "priority", "limit", "offset"}
 )
 _HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+_BEARER = HTTPBearer(
+    auto_error=False,
+    description="A token printed by `intake agents add` or `intake agents token`.",
+)
+
+# Times are the ISO 8601 strings the CLI prints (with their offset), kept as written.
+Time = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+MaybeTime = Annotated[str | None, Field(json_schema_extra={"format": "date-time"})]
 
 
-class _HttpError(Exception):
-    """A refusal with its own status (401, 413, 415), raised inside a handler."""
+class Problem(BaseModel):
+    """Every refusal: what is wrong, and the field it is about when there is one."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.headers = headers or {}
+    error: str
+    field: str | None = None
 
 
-def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(data, status_code=status, headers=_HEADERS | (headers or {}))
+class Ticket(BaseModel):
+    """One ticket as `intake tickets list --json` prints it. New fields may be added."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    reference: str = Field(examples=["SUP-000123"])
+    channel: str = Field(description=" | ".join(c.value for c in ChannelKind))
+    sender: str
+    subject: str
+    organization: str | None
+    contact_status: str = Field(description="nominated | designated | known | unidentified")
+    plan: str | None
+    priority: str
+    severity: int | None = Field(ge=1, le=4)
+    category: str
+    status: str = Field(description="open | on_hold | resolved | closed (and later additions)")
+    received_at: Time
+    first_response_due: MaybeTime
+    resolution_due: MaybeTime
+    flags: list[str]
+    message_count: int
+    first_response_at: MaybeTime
+    resolved_at: MaybeTime
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return _json({"error": message}, status, headers)
+class TicketList(BaseModel):
+    tickets: list[Ticket]
+
+
+class MessageView(BaseModel):
+    """One message of a ticket. Text a sender wrote is plain data: escape it to show it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    channel: str
+    direction: str
+    sender: str
+    subject: str
+    text: str
+    received_at: Time
+    attachments: list[str]
+    problems: list[str]
+    extra: dict[str, Any]
+
+
+class Event(BaseModel):
+    """What happened to a ticket after intake, by whom (an agent's email, or `system`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    at: Time
+    actor: str
+    kind: str = Field(examples=["first_response", "resolved", "on_hold", "changed"])
+    details: dict[str, Any]
+
+
+class TicketDetail(Ticket):
+    """One ticket with its times, decision record, messages and events."""
+
+    clock_starts: MaybeTime
+    on_hold_at: MaybeTime
+    closed_at: MaybeTime
+    last_message_at: Time
+    decision: dict[str, Any] = Field(
+        description="How the ticket was decided: rules, evidence, deadlines' basis, and "
+        "`changes` made by agents."
+    )
+    messages: list[MessageView]
+    events: list[Event]
+
+
+class TicketUpdate(BaseModel):
+    """An action alone, or a new priority and/or severity (deadlines are recomputed from the
+    original receipt)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Action | None = None
+    priority: str | None = Field(default=None, description="A priority of the ticket's policy.")
+    severity: int | None = Field(default=None, ge=1, le=4)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> TicketUpdate:
+        changes = {"priority", "severity"} & self.model_fields_set
+        if self.action is not None and changes:
+            raise ValueError("an action goes alone; change priority separately")
+        if self.action is None and not changes:
+            raise ValueError("give a priority, a severity or an action")
+        return self
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _problem(
+    status: int, message: str, headers: dict[str, str] | None = None, field: str | None = None
+) -> JSONResponse:
+    body = Problem(error=message, field=field).model_dump()
+    return JSONResponse(body, status_code=status, headers=_HEADERS | (headers or {}))
 
 
 def _bearer(header: str) -> str | None:
@@ -80,39 +184,11 @@ def _bearer(header: str) -> str | None:
     return token.strip()
 
 
-def _unauthorized(had_token: bool) -> _HttpError:
+def _unauthorized(had_token: bool) -> HTTPException:
     # RFC 6750 section 3: say which scheme, and whether the token given was the problem.
     challenge = 'Bearer realm="intake"' + (', error="invalid_token"' if had_token else "")
     message = "invalid bearer token" if had_token else "an Authorization: Bearer token is needed"
-    return _HttpError(401, message, {"WWW-Authenticate": challenge})
-
-
-def _flag(value: str, name: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no", ""):
-        return False
-    raise InputRefusedError(f"{name} must be true or false, not {value!r}")
-
-
-def _number(value: str | None, name: str, default: int, low: int, high: int) -> int:
-    if value is None:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise InputRefusedError(f"{name} must be an integer, not {value!r}") from None
-    if not low <= number <= high:
-        raise InputRefusedError(f"{name} must be from {low} to {high}, not {number}")
-    return number
-
-
-def _channel(value: str | None) -> str | None:
-    if value is not None and value not in set(ChannelKind):
-        known = ", ".join(c.value for c in ChannelKind)
-        raise InputRefusedError(f"channel must be one of {known}, not {value!r}")
-    return value
+    return HTTPException(401, message, {"WWW-Authenticate": challenge})
 
 
 def _ticket_id(reference: str) -> int:
@@ -122,79 +198,179 @@ def _ticket_id(reference: str) -> int:
     return ticket_id
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    """The JSON object of a request, refused when it is not JSON or larger than the cap."""
-    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if kind != "application/json":
-        raise _HttpError(415, "send the update as Content-Type: application/json")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _HttpError(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:  # a chunked body declares no length
-            raise _HttpError(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise InputRefusedError("the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise InputRefusedError("the body must be a JSON object")
-    return data
+def _validation_problem(exc: RequestValidationError) -> JSONResponse:
+    """The first problem, naming its field ("limit: ...", "severity: ...")."""
+    error = exc.errors()[0]
+    location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query")]
+    field = ".".join(location) or None
+    kind = error.get("type", "")
+    if kind == "json_invalid":
+        return _problem(400, "the body is not valid JSON")
+    if kind in ("model_attributes_type", "dict_type") and field is None:
+        return _problem(400, "the body must be a JSON object")
+    if kind == "extra_forbidden":
+        return _problem(400, f"unknown field {field!r}", field=field)
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    return _problem(400, f"{field}: {message}" if field else message, field=field)
+
+
+def _handlers() -> dict[Any, Callable[..., Any]]:
+    """The one mapping from the product's exceptions to statuses."""
+
+    async def validation(_request: Request, exc: RequestValidationError) -> Response:
+        return _validation_problem(exc)
+
+    async def http(_request: Request, exc: HTTPException) -> Response:
+        return _problem(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+
+    async def not_found(request: Request, _exc: TicketNotFoundError) -> Response:
+        return _problem(404, f"no ticket {request.path_params.get('reference', '')!r}")
+
+    async def conflict(_request: Request, exc: StatusConflictError) -> Response:
+        return _problem(409, str(exc))
+
+    async def refused(_request: Request, exc: InputRefusedError) -> Response:
+        return _problem(400, str(exc))
+
+    async def unavailable(_request: Request, exc: TransientError) -> Response:
+        log.warning("api: %s", exc)
+        return _problem(503, "storage unavailable, try again", {"Retry-After": "5"})
+
+    return {
+        RequestValidationError: validation,
+        HTTPException: http,
+        TicketNotFoundError: not_found,
+        StatusConflictError: conflict,
+        InputRefusedError: refused,
+        TransientError: unavailable,
+    }
+
+
+class _Gate:
+    """In front of FastAPI, in the order the API has always answered: the bearer token first
+    (401, 429), then the body before FastAPI reads it: JSON only (415), at most
+    MAX_BODY_BYTES (413), counted as it streams (a chunked body declares no length). Our
+    headers go on every answer. The agent found is left in the request's state."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        authenticate: Callable[[Headers, str], Awaitable[AgentIdentity]],
+        max_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
+        self.app = app
+        self.authenticate = authenticate
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        send = _with_headers(send)
+        if not scope["path"].rstrip("/").endswith("/openapi.json"):
+            headers = Headers(scope=scope)
+            client = scope["client"][0] if scope.get("client") else "unknown"
+            try:
+                agent = await self.authenticate(headers, client)
+            except HTTPException as exc:
+                refusal = _problem(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+                await refusal(scope, receive, send)
+                return
+            except TransientError as exc:
+                log.warning("api: %s", exc)
+                await _problem(503, "storage unavailable, try again", {"Retry-After": "5"})(
+                    scope, receive, send
+                )
+                return
+            scope.setdefault("state", {})["agent"] = agent
+            if scope["method"] in ("POST", "PUT", "PATCH"):
+                refused, body = await self._read(headers, receive)
+                if refused is not None:
+                    await refused(scope, receive, send)
+                    return
+                receive = _replay(body)
+        await self.app(scope, receive, send)
+
+    async def _read(self, headers: Headers, receive: Receive) -> tuple[Response | None, bytes]:
+        kind = headers.get("content-type", "").partition(";")[0].strip().lower()
+        if kind != "application/json":
+            return _problem(415, "send the body as Content-Type: application/json"), b""
+        too_large = _problem(413, f"the body is larger than {self.max_bytes} bytes")
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            return too_large, b""
+        body = bytearray()
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                return too_large, b""
+            if not message.get("more_body", False):
+                return None, bytes(body)
+
+
+def _with_headers(send: Send) -> Send:
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            present = {name.lower() for name, _ in message.get("headers", [])}
+            message["headers"] = [
+                *message.get("headers", []),
+                *(
+                    (name.lower().encode(), value.encode())
+                    for name, value in _HEADERS.items()
+                    if name.lower().encode() not in present
+                ),
+            ]
+        await send(message)
+
+    return sending
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
 
 
 class AgentApi:
-    """The /api/ routes over one database; `routes` is the web channel's factory."""
+    """The /api/ app over one database; `routes` is the web channel's factory."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock = _now) -> None:
         self.sessions = sessions
         self.clock = clock
         # Guessing tokens: after 10 wrong ones a client waits, doubling up to 15 minutes.
         self.failures = FailureBackoff(10, cap=900)
+        self.app = self._build()
 
     def routes(self, _intake: Intake) -> Sequence[BaseRoute]:
-        return [
-            Route("/api/openapi.json", self.openapi, methods=["GET"]),
-            Route("/api/tickets", self._answer(self.list_tickets), methods=["GET"]),
-            Route("/api/tickets/{reference}", self._answer(self.show_ticket), methods=["GET"]),
-            Route("/api/tickets/{reference}", self._answer(self.update_ticket), methods=["PATCH"]),
-        ]
+        return [Mount("/api", app=_Gate(self.app, self.authenticate))]
 
-    async def openapi(self, _request: Request) -> Response:
-        return _json(OPENAPI)
+    async def agent(
+        self, request: Request, _scheme: Annotated[Any, Security(_BEARER)] = None
+    ) -> AgentIdentity:
+        """The dependency every ticket route has (and documents): the agent the gate found."""
+        agent = getattr(request.state, "agent", None)
+        if not isinstance(agent, AgentIdentity):  # the app was reached without its gate
+            raise _unauthorized(had_token=False)
+        return agent
 
-    def _answer(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        """Authenticate, run the handler, and map its errors to statuses (the one mapping)."""
-
-        async def endpoint(request: Request) -> Response:
-            try:
-                agent = await self._agent(request)
-                return await handler(request, agent)
-            except _HttpError as exc:
-                return _error(exc.status, str(exc), exc.headers)
-            except TicketNotFoundError:
-                return _error(404, f"no ticket {request.path_params.get('reference', '')!r}")
-            except StatusConflictError as exc:
-                return _error(409, str(exc))
-            except InputRefusedError as exc:
-                return _error(400, str(exc))
-            except TransientError as exc:
-                log.warning("api: %s", exc)
-                return _error(503, "storage unavailable, try again", {"Retry-After": "5"})
-
-        return endpoint
-
-    async def _agent(self, request: Request) -> AgentIdentity:
-        header = request.headers.get("authorization")
+    async def authenticate(self, headers: Headers, client: str) -> AgentIdentity:
+        """The agent the bearer token belongs to; HTTPException 401/429 otherwise."""
+        header = headers.get("authorization")
         token = _bearer(header or "")
         if token is None:
             raise _unauthorized(had_token=bool(header))
-        client = request.client.host if request.client else "unknown"
         wait = self.failures.wait(client)
         if wait:
             retry = {"Retry-After": str(math.ceil(wait))}
-            raise _HttpError(429, "too many invalid tokens from your address; try later", retry)
+            raise HTTPException(429, "too many invalid tokens from your address; try later", retry)
         async with storage_errors():
             agent = await agent_for_token(self.sessions, token, now=self.clock())
         if agent is None:
@@ -202,359 +378,111 @@ class AgentApi:
             raise _unauthorized(had_token=True)
         return agent
 
-    async def list_tickets(self, request: Request, _agent: AgentIdentity) -> Response:
-        query = request.query_params
-        unknown = sorted(set(query) - _LIST_PARAMS)
-        if unknown:
-            raise InputRefusedError(f"unknown parameter {unknown[0]!r}")
-        overdue = _flag(query.get("overdue", ""), "overdue")
-        where = QueueFilter(
-            channel=_channel(query.get("channel")),
-            organization=query.get("organization"),
-            priority=query.get("priority"),
+    def _build(self) -> FastAPI:
+        app = FastAPI(
+            title="Support intake: agents' API",
+            version="1",
+            description="Tickets soonest deadline first, one ticket with its messages and "
+            "events, and agents' updates. Text a sender wrote is returned as plain JSON "
+            "strings: escape it before putting it in a page.",
+            openapi_url="/openapi.json",
+            docs_url=None,
+            redoc_url=None,
+            exception_handlers=_handlers(),
         )
-        rows = await ticket_rows(
-            self.sessions,
-            only_open=_flag(query.get("open", ""), "open"),
-            overdue_at=self.clock() if overdue else None,
-            where=where,
-            limit=_number(query.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
-            offset=_number(query.get("offset"), "offset", 0, 0, 10**9),
-        )
-        return _json({"tickets": rows})
-
-    async def show_ticket(self, request: Request, _agent: AgentIdentity) -> Response:
-        ticket_id = _ticket_id(request.path_params["reference"])
-        return _json(await ticket_detail(self.sessions, ticket_id))
-
-    async def update_ticket(self, request: Request, agent: AgentIdentity) -> Response:
-        ticket_id = _ticket_id(request.path_params["reference"])
-        data = await _body(request)
-        now = self.clock()
-        if "action" in data:
-            if set(data) != {"action"}:
-                raise InputRefusedError("an action goes alone; change priority separately")
-            try:
-                action = Action(data["action"])
-            except ValueError:
-                known = ", ".join(a.value for a in Action)
-                raise InputRefusedError(
-                    f"action must be one of {known}, not {data['action']!r}"
-                ) from None
-            await act(self.sessions, ticket_id, action, agent, now=now)
-        else:
-            extra = sorted(set(data) - {"priority", "severity"})
-            if extra:
-                raise InputRefusedError(f"unknown field {extra[0]!r}")
-            priority = data.get("priority")
-            if priority is not None and not isinstance(priority, str):
-                raise InputRefusedError(f"priority must be a string, not {priority!r}")
-            await change_ticket(
-                self.sessions, ticket_id, agent, priority=priority,
-                severity=data.get("severity"), now=now,
-            )  # fmt: skip
-        return _json(await ticket_detail(self.sessions, ticket_id))
-
-
-def api_routes(sessions: async_sessionmaker[AsyncSession], clock: Clock = _now) -> RoutesFactory:
-    """The web channel's factory for the agents' API."""
-    return AgentApi(sessions, clock).routes
-
-
-# The OpenAPI 3.1 document served at /api/openapi.json, written by hand to match the routes
-# above (a test checks that every route is here and that answers fit these schemas).
-_TIME = {"type": ["string", "null"], "format": "date-time"}
-_ERRORS = {
-    status: {"$ref": f"#/components/responses/{name}"}
-    for status, name in (("400", "BadRequest"), ("401", "Unauthorized"), ("503", "Unavailable"))
-}
-_REFERENCE = {
-    "name": "reference",
-    "in": "path",
-    "required": True,
-    "description": "The ticket's reference, e.g. SUP-000123.",
-    "schema": {"type": "string", "pattern": "^[Ss][Uu][Pp]-[0-9]{6,12}$"},
-}
-_TICKET_PROPERTIES: dict[str, Any] = {
-    "id": {"type": "integer"},
-    "reference": {"type": "string", "examples": ["SUP-000123"]},
-    "channel": {"type": "string", "enum": [c.value for c in ChannelKind]},
-    "sender": {"type": "string"},
-    "subject": {"type": "string"},
-    "organization": {"type": ["string", "null"]},
-    "contact_status": {
-        "type": "string",
-        "enum": ["nominated", "designated", "known", "unidentified"],
-    },
-    "plan": {"type": ["string", "null"]},
-    "priority": {"type": "string"},
-    "severity": {"type": ["integer", "null"], "minimum": 1, "maximum": 4},
-    "category": {"type": "string"},
-    "status": {"type": "string", "enum": ["open", "on_hold", "resolved", "closed"]},
-    "received_at": {"type": "string", "format": "date-time"},
-    "first_response_due": _TIME,
-    "resolution_due": _TIME,
-    "flags": {"type": "array", "items": {"type": "string"}},
-    "message_count": {"type": "integer"},
-    "first_response_at": _TIME,
-    "resolved_at": _TIME,
-}
-_DETAIL_PROPERTIES: dict[str, Any] = {
-    "clock_starts": _TIME,
-    "first_response_at": _TIME,
-    "resolved_at": _TIME,
-    "on_hold_at": _TIME,
-    "closed_at": _TIME,
-    "last_message_at": {"type": "string", "format": "date-time"},
-    "decision": {
-        "type": "object",
-        "description": "How the ticket was decided: rules, evidence, deadlines' basis, and "
-        "`changes` made by agents.",
-    },
-    "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
-    "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
-}
-OPENAPI: dict[str, Any] = {
-    "openapi": "3.1.0",
-    "info": {
-        "title": "Support intake: agents' API",
-        "version": "1",
-        "description": "Tickets soonest deadline first, one ticket with its messages and "
-        "events, and agents' updates. Text a sender wrote is returned as plain JSON strings: "
-        "escape it before putting it in a page.",
-    },
-    "security": [{"bearer": []}],
-    "paths": {
-        "/api/openapi.json": {
-            "get": {
-                "summary": "This document",
-                "operationId": "openapi",
-                "security": [],
-                "responses": {"200": {"description": "The OpenAPI document"}},
-            }
-        },
-        "/api/tickets": {
-            "get": {
-                "summary": "Tickets, soonest deadline first (no deadline last)",
-                "operationId": "listTickets",
-                "parameters": [
-                    {
-                        "name": "open",
-                        "in": "query",
-                        "schema": {"type": "boolean"},
-                        "description": "Only open or on-hold tickets.",
-                    },
-                    {
-                        "name": "overdue",
-                        "in": "query",
-                        "schema": {"type": "boolean"},
-                        "description": "Only open tickets past a deadline at request time.",
-                    },
-                    {
-                        "name": "channel",
-                        "in": "query",
-                        "schema": {"type": "string", "enum": [c.value for c in ChannelKind]},
-                    },
-                    {
-                        "name": "organization",
-                        "in": "query",
-                        "schema": {"type": "string"},
-                        "description": "The organization's name, exactly.",
-                    },
-                    {"name": "priority", "in": "query", "schema": {"type": "string"}},
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {
-                            "type": "integer",
-                            "minimum": 1,
-                            "maximum": MAX_LIMIT,
-                            "default": DEFAULT_LIMIT,
-                        },
-                    },
-                    {
-                        "name": "offset",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 0, "default": 0},
-                    },
-                ],
-                "responses": {
-                    "200": {
-                        "description": "The tickets",
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/TicketList"}
-                            }
-                        },
-                    },
-                    **_ERRORS,
-                },
-            }
-        },
-        "/api/tickets/{reference}": {
-            "parameters": [_REFERENCE],
-            "get": {
-                "summary": "One ticket with its messages, decision record and events",
-                "operationId": "showTicket",
-                "responses": {
-                    "200": {"$ref": "#/components/responses/Ticket"},
-                    "404": {"$ref": "#/components/responses/NotFound"},
-                    **_ERRORS,
-                },
-            },
-            "patch": {
-                "summary": "Record an action, or change priority and/or severity",
-                "description": "An action already done changes nothing (recording the first "
-                "response twice keeps the first time). A new priority recomputes the "
-                "deadlines from the original receipt.",
-                "operationId": "updateTicket",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {"$ref": "#/components/schemas/TicketUpdate"}
-                        }
-                    },
-                },
-                "responses": {
-                    "200": {"$ref": "#/components/responses/Ticket"},
-                    "404": {"$ref": "#/components/responses/NotFound"},
-                    "409": {"$ref": "#/components/responses/Conflict"},
-                    "413": {"$ref": "#/components/responses/TooLarge"},
-                    "415": {"$ref": "#/components/responses/NotJson"},
-                    **_ERRORS,
-                },
-            },
-        },
-    },
-    "components": {
-        "securitySchemes": {
-            "bearer": {
-                "type": "http",
-                "scheme": "bearer",
-                "description": "A token printed by `intake agents add` or `intake agents token`.",
-            }
-        },
-        "schemas": {
-            "Error": {
-                "type": "object",
-                "required": ["error"],
-                "properties": {"error": {"type": "string"}},
-            },
-            "Ticket": {
-                "type": "object",
-                "required": list(_TICKET_PROPERTIES),
-                "properties": _TICKET_PROPERTIES,
-            },
-            "TicketList": {
-                "type": "object",
-                "required": ["tickets"],
-                "properties": {
-                    "tickets": {"type": "array", "items": {"$ref": "#/components/schemas/Ticket"}}
-                },
-            },
-            "TicketDetail": {
-                "allOf": [
-                    {"$ref": "#/components/schemas/Ticket"},
-                    {
-                        "type": "object",
-                        "required": list(_DETAIL_PROPERTIES),
-                        "properties": _DETAIL_PROPERTIES,
-                    },
-                ]
-            },
-            "Message": {
-                "type": "object",
-                "required": [
-                    "channel",
-                    "direction",
-                    "sender",
-                    "subject",
-                    "text",
-                    "received_at",
-                    "attachments",
-                    "problems",
-                    "extra",
-                ],
-                "properties": {
-                    "channel": {"type": "string"},
-                    "direction": {"type": "string"},
-                    "sender": {"type": "string"},
-                    "subject": {"type": "string"},
-                    "text": {"type": "string"},
-                    "received_at": {"type": "string", "format": "date-time"},
-                    "attachments": {"type": "array", "items": {"type": "string"}},
-                    "problems": {"type": "array", "items": {"type": "string"}},
-                    "extra": {"type": "object"},
-                },
-            },
-            "Event": {
-                "type": "object",
-                "required": ["at", "actor", "kind", "details"],
-                "properties": {
-                    "at": {"type": "string", "format": "date-time"},
-                    "actor": {"type": "string", "description": "The agent's email, or system"},
-                    "kind": {
-                        "type": "string",
-                        "examples": [
-                            "first_response",
-                            "resolved",
-                            "reopened",
-                            "on_hold",
-                            "closed",
-                            "changed",
-                        ],
-                    },
-                    "details": {"type": "object"},
-                },
-            },
-            "TicketUpdate": {
-                "oneOf": [
-                    {
-                        "type": "object",
-                        "required": ["action"],
-                        "additionalProperties": False,
-                        "properties": {
-                            "action": {"type": "string", "enum": [a.value for a in Action]}
-                        },
-                    },
-                    {
-                        "type": "object",
-                        "minProperties": 1,
-                        "additionalProperties": False,
-                        "properties": {
-                            "priority": {
-                                "type": "string",
-                                "description": "A priority of the ticket's policy.",
-                            },
-                            "severity": {"type": "integer", "minimum": 1, "maximum": 4},
-                        },
-                    },
-                ]
-            },
-        },
-        "responses": {
-            name: {
-                "description": description,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-            }
-            for name, description in (
-                ("BadRequest", "A parameter or the body is invalid; `error` says which."),
-                ("Unauthorized", "No bearer token, or an unknown one."),
-                ("NotFound", "No such ticket."),
-                ("Conflict", "The action does not apply to the ticket's status."),
-                ("TooLarge", f"The body is larger than {MAX_BODY_BYTES} bytes."),
-                ("NotJson", "The body is not application/json."),
-                ("Unavailable", "The database does not answer; try again."),
+        errors: dict[int | str, dict[str, Any]] = {
+            status: {"model": Problem, "description": description}
+            for status, description in (
+                (400, "A parameter or the body is invalid; `error` says which, `field` where."),
+                (401, "No bearer token, or an unknown one."),
+                (429, "Too many invalid tokens from this address; see Retry-After."),
+                (503, "The database does not answer; try again."),
             )
         }
-        | {
-            "Ticket": {
-                "description": "The ticket",
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/TicketDetail"}}
-                },
-            }
-        },
-    },
-}
+        one: dict[int | str, dict[str, Any]] = {
+            404: {"model": Problem, "description": "No such ticket."}
+        }
+        agent = Depends(self.agent)
+
+        @app.get(
+            "/tickets", response_model=TicketList, responses=errors,
+            summary="Tickets, soonest deadline first (no deadline last)",
+            operation_id="listTickets",
+        )  # fmt: skip
+        async def list_tickets(
+            request: Request,
+            request_agent: AgentIdentity = agent,
+            *,
+            open: Annotated[bool, Query(description="Only open or on-hold tickets.")] = False,
+            overdue: Annotated[
+                bool, Query(description="Only open tickets past a deadline at request time.")
+            ] = False,
+            channel: ChannelKind | None = None,
+            organization: Annotated[
+                str | None, Query(description="The organization's name, exactly.")
+            ] = None,
+            priority: str | None = None,
+            limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+            offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+        ) -> dict[str, Any]:
+            unknown = sorted(set(request.query_params) - _LIST_PARAMS)
+            if unknown:
+                raise InputRefusedError(f"unknown parameter {unknown[0]!r}")
+            rows = await ticket_rows(
+                self.sessions,
+                only_open=open,
+                overdue_at=self.clock() if overdue else None,
+                where=QueueFilter(channel, organization, priority),
+                limit=limit,
+                offset=offset,
+            )
+            return {"tickets": rows}
+
+        @app.get(
+            "/tickets/{reference}", response_model=TicketDetail, responses=errors | one,
+            summary="One ticket with its messages, decision record and events",
+            operation_id="showTicket",
+        )  # fmt: skip
+        async def show_ticket(
+            reference: Annotated[str, Path(description="e.g. SUP-000123")],
+            request_agent: AgentIdentity = agent,
+        ) -> dict[str, Any]:
+            return await ticket_detail(self.sessions, _ticket_id(reference))
+
+        conflict: dict[int | str, dict[str, Any]] = {
+            409: {"model": Problem, "description": "The action does not apply to its status."},
+            413: {"model": Problem, "description": f"The body is over {MAX_BODY_BYTES} bytes."},
+            415: {"model": Problem, "description": "The body is not application/json."},
+        }
+
+        @app.patch(
+            "/tickets/{reference}", response_model=TicketDetail,
+            responses=errors | one | conflict,
+            summary="Record an action, or change priority and/or severity",
+            description="An action already done changes nothing (recording the first "
+            "response twice keeps the first time). A new priority recomputes the deadlines "
+            "from the original receipt.",
+            operation_id="updateTicket",
+        )  # fmt: skip
+        async def update_ticket(
+            reference: str, update: TicketUpdate, who: AgentIdentity = agent
+        ) -> dict[str, Any]:
+            ticket_id = _ticket_id(reference)
+            now = self.clock()
+            if update.action is not None:
+                await act(self.sessions, ticket_id, update.action, who, now=now)
+            else:
+                await change_ticket(
+                    self.sessions, ticket_id, who, priority=update.priority,
+                    severity=update.severity, now=now,
+                )  # fmt: skip
+            return await ticket_detail(self.sessions, ticket_id)
+
+        return app
+
+
+def api_routes(
+    sessions: async_sessionmaker[AsyncSession], clock: Clock = _now
+) -> Callable[[Intake], Sequence[BaseRoute]]:
+    """The web channel's factory for the agents' API."""
+    return AgentApi(sessions, clock).routes

@@ -6,17 +6,15 @@ are a GET form that works without JavaScript; `/static/page.js` refreshes the ta
 `/queue/rows` (an HTML fragment) every few seconds and on a filter change, without a reload.
 Every answer carries `Content-Security-Policy: default-src 'self'`: no inline script or style.
 
-A login is a signed cookie (HMAC-SHA256 with the service's secret) holding the agent's id,
-email and expiry; HttpOnly, SameSite=Strict, Secure when the public URL is https. The login
-form has the call-back form's double-submit CSRF token and a per-address rate limit.
+A login is a session kept on the server (`agent_sessions`, the cookie's SHA-256): the cookie is
+a random token, HttpOnly, SameSite=Strict, Secure when the public URL is https. Logging out
+deletes the session, and deactivating the agent deletes all of theirs, so a copied cookie stops
+working at once. The login form has the call-back form's double-submit CSRF token and a
+per-address rate limit.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import json
 import logging
 import math
@@ -35,8 +33,19 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from channels.web.callback import csrf_token, csrf_valid
-from intake.desk.actions import QueueFilter, TicketNotFoundError, ticket_detail, ticket_rows
-from intake.desk.agents import agent_for_password
+from intake.desk.actions import (
+    QueueFilter,
+    TicketNotFoundError,
+    storage_errors,
+    ticket_detail,
+    ticket_rows,
+)
+from intake.desk.agents import (
+    agent_for_password,
+    agent_for_session,
+    end_session,
+    start_session,
+)
 from intake.errors import InputRefusedError, TransientError
 from intake.messages import ChannelKind, Intake
 from intake.pipeline import references
@@ -209,7 +218,7 @@ class QueuePage:
             Route("/", self.queue, methods=["GET"]),
             Route("/queue/rows", self.rows, methods=["GET"]),
             Route("/tickets/{reference}", self.ticket, methods=["GET"]),
-            Route("/login", self.login_form, methods=["GET"]),
+            Route("/login", self.login_page, methods=["GET"]),
             Route("/login", self.login, methods=["POST"]),
             Route("/logout", self.logout, methods=["POST"]),
             Route("/static/page.js", self.asset, methods=["GET"]),
@@ -218,30 +227,19 @@ class QueuePage:
 
     # -- sessions -----------------------------------------------------------------------
 
-    def _mac(self, payload: str) -> str:
-        return hmac.new(self.secret, f"session:{payload}".encode(), hashlib.sha256).hexdigest()
-
-    def session_cookie(self, agent_id: int, email: str, expires: int) -> str:
-        mail = base64.urlsafe_b64encode(email.encode()).decode().rstrip("=")
-        payload = f"{agent_id}.{mail}.{expires}"
-        return f"{payload}.{self._mac(payload)}"
-
-    def logged_in(self, request: Request) -> LoggedIn | None:
+    async def logged_in(self, request: Request) -> LoggedIn | None:
+        """The agent whose live session the cookie names (None also when storage is away:
+        the login page then says the database does not answer)."""
         cookie = request.cookies.get(SESSION_COOKIE, "")
-        payload, _, mac = cookie.rpartition(".")
-        if not payload or not hmac.compare_digest(mac.encode(), self._mac(payload).encode()):
-            return None
-        parts = payload.split(".")
-        if len(parts) != 3 or not parts[0].isdigit() or not parts[2].isdigit():
-            return None
-        agent_text, mail, expires = parts
-        if int(expires) <= self.wall_clock():
+        if not cookie:
             return None
         try:
-            email = base64.urlsafe_b64decode(mail + "=" * (-len(mail) % 4)).decode()
-        except (binascii.Error, UnicodeDecodeError):
+            async with storage_errors():
+                agent = await agent_for_session(self.sessions, cookie, now=self.clock())
+        except TransientError as exc:
+            log.warning("page session: %s", exc)
             return None
-        return LoggedIn(int(agent_text), email, cookie)
+        return None if agent is None else LoggedIn(agent.id, agent.email, cookie)
 
     # -- pages --------------------------------------------------------------------------
 
@@ -273,7 +271,7 @@ class QueuePage:
         return [_queue_row(row, now) for row in rows], now
 
     async def queue(self, request: Request) -> Response:
-        agent = self.logged_in(request)
+        agent = await self.logged_in(request)
         if agent is None:
             return RedirectResponse("/login", status_code=303, headers=SECURITY_HEADERS)
         try:
@@ -308,7 +306,7 @@ class QueuePage:
 
     async def rows(self, request: Request) -> Response:
         """The queue table's body alone, for the page's script."""
-        agent = self.logged_in(request)
+        agent = await self.logged_in(request)
         if agent is None:
             return Response("log in again\n", 401, headers=SECURITY_HEADERS)
         try:
@@ -325,7 +323,7 @@ class QueuePage:
         return self._html("rows.html.j2", rows=rows, now=shown_time(now.isoformat()))
 
     async def ticket(self, request: Request) -> Response:
-        agent = self.logged_in(request)
+        agent = await self.logged_in(request)
         if agent is None:
             return RedirectResponse("/login", status_code=303, headers=SECURITY_HEADERS)
         reference = request.path_params["reference"]
@@ -380,9 +378,12 @@ class QueuePage:
 
     # -- login and logout ---------------------------------------------------------------
 
-    def login_form(self, request: Request, error: str = "", status: int = 200) -> Response:
-        if not error and self.logged_in(request) is not None:
+    async def login_page(self, request: Request) -> Response:
+        if await self.logged_in(request) is not None:
             return RedirectResponse("/", status_code=303, headers=SECURITY_HEADERS)
+        return self.login_form(request)
+
+    def login_form(self, request: Request, error: str = "", status: int = 200) -> Response:
         nonce = request.cookies.get(LOGIN_COOKIE) or secrets.token_hex(16)
         response = self._html(
             "login.html.j2",
@@ -442,17 +443,27 @@ class QueuePage:
             return self.login_form(request, "Wrong email or password.", 400)
         self.accounts.succeeded(account)
         self.clients.succeeded(client)
-        expires = int(self.wall_clock()) + self.lifetime
+        try:
+            async with storage_errors():
+                cookie = await start_session(
+                    self.sessions,
+                    agent,
+                    now=self.clock(),
+                    lifetime=timedelta(seconds=self.lifetime),
+                )
+        except TransientError as exc:
+            log.warning("page login: %s", exc)
+            return self.login_form(request, "The database does not answer; try again.", 503)
         response = RedirectResponse("/", status_code=303, headers=SECURITY_HEADERS)
         response.set_cookie(
-            SESSION_COOKIE, self.session_cookie(agent.id, agent.email, expires),
-            max_age=self.lifetime, httponly=True, samesite="strict", secure=self.secure_cookie,
+            SESSION_COOKIE, cookie, max_age=self.lifetime, httponly=True, samesite="strict",
+            secure=self.secure_cookie,
         )  # fmt: skip
         response.delete_cookie(LOGIN_COOKIE, httponly=True, samesite="strict")
         return response
 
     async def logout(self, request: Request) -> Response:
-        agent = self.logged_in(request)
+        agent = await self.logged_in(request)
         if agent is not None:
             async with request.form(max_files=0, max_fields=2) as raw:
                 token = raw.get("csrf_token")
@@ -460,6 +471,12 @@ class QueuePage:
                 self.secret, agent.cookie, token, int(self.wall_clock()), self.lifetime
             ):
                 return self._problem(403, "The logout form expired; please try again.", agent)
+            try:
+                async with storage_errors():
+                    await end_session(self.sessions, agent.cookie, now=self.clock())
+            except TransientError as exc:  # the session lives on until it expires
+                log.warning("page logout: %s", exc)
+                return self._problem(503, "The database does not answer; try again.", agent)
         response = RedirectResponse("/login", status_code=303, headers=SECURITY_HEADERS)
         response.delete_cookie(
             SESSION_COOKIE, httponly=True, samesite="strict", secure=self.secure_cookie

@@ -103,7 +103,7 @@ class ReportsPage:
         return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 
     async def reports(self, request: Request) -> Response:
-        agent = self.login.logged_in(request)
+        agent = await self.login.logged_in(request)
         if agent is None:
             return RedirectResponse("/login", status_code=303, headers=SECURITY_HEADERS)
         query = request.query_params

@@ -31,8 +31,9 @@ from channels.email.imap_session import (
     map_imap_errors,
 )
 from channels.email.inbound import inbound_from_raw
+from channels.email.oauth2 import AccessTokens
 from intake.config import ImapSettings
-from intake.errors import InputRefusedError, IntakeError, TransientError
+from intake.errors import ConfigError, InputRefusedError, IntakeError, TransientError
 from intake.messages import Intake, Receipt, ReceiptStatus
 from intake.pipeline.mailboxes import Leadership, MailboxPosition, MailboxPositions, SoleNode
 
@@ -55,6 +56,11 @@ LOCK_RETRY_SECONDS = 5.0  # how often a waiting node tries to take the lock
 
 def mailbox_key(settings: ImapSettings) -> str:
     return f"{settings.user}@{settings.host}:{settings.port}/{settings.folder}"
+
+
+def access_tokens(settings: ImapSettings) -> AccessTokens | None:
+    """The token cache of an `auth = "oauth2"` mailbox; None for a password login."""
+    return AccessTokens(settings, "imap") if settings.auth == "oauth2" else None
 
 
 def _chunks(uids: Sequence[int], size: int) -> list[Sequence[int]]:
@@ -105,6 +111,10 @@ class ImapChannel:
         self._leave_thread = threading.Event()  # the same, for a blocking IDLE wait
         self._failures = 0
         self.polling = False  # this node holds the mailbox's lock and polls it now
+        self._tokens = access_tokens(settings)  # kept across reconnects: the token cache
+        # Why the last login failed, when an administrator must act (a refused password or
+        # refresh token); None once logged in again. /healthz shows it.
+        self.problem: str | None = None
 
     async def start(self, intake: Intake) -> None:
         """Connect and log in (raising what went wrong), then poll in a background task.
@@ -128,8 +138,16 @@ class ImapChannel:
             self._task = None
 
     async def _connect(self) -> ImapSession:
-        # imapclient blocks on its socket: every call runs in a worker thread.
-        return await asyncio.to_thread(ImapSession.open, self.settings, timeout=self._timeout)
+        # imapclient (and the token endpoint's client) block: every call runs in a worker thread.
+        try:
+            session = await asyncio.to_thread(
+                ImapSession.open, self.settings, timeout=self._timeout, tokens=self._tokens
+            )
+        except ConfigError as exc:
+            self.problem = f"IMAP login failed: {exc}"
+            raise
+        self.problem = None
+        return session
 
     # -- the background task -----------------------------------------------------------------
 
@@ -187,7 +205,10 @@ class ImapChannel:
                     session = None
                 self._failures += 1
                 delay = self._backoff()
-                if isinstance(exc, IntakeError):
+                if isinstance(exc, ConfigError):
+                    # Needs an administrator (a revoked refresh token, a changed password).
+                    log.error("IMAP %s: %s; trying again in %.1fs", self.mailbox, exc, delay)
+                elif isinstance(exc, IntakeError):
                     log.warning("IMAP %s: %s; reconnecting in %.1fs", self.mailbox, exc, delay)
                 else:
                     log.exception("IMAP %s: failed; reconnecting in %.1fs", self.mailbox, delay)
@@ -345,7 +366,10 @@ async def backfill(
     the poller does. The poller's position (`mailbox_state`) is not changed.
     """
     # imapclient blocks on its socket: every call runs in a worker thread.
-    session = await asyncio.to_thread(ImapSession.open, settings, timeout=TIMEOUT_SECONDS)
+    tokens = access_tokens(settings)
+    session = await asyncio.to_thread(
+        ImapSession.open, settings, timeout=TIMEOUT_SECONDS, tokens=tokens
+    )
     counts = {"seen": 0, "accepted": 0, "duplicates": 0, "refused": 0}
     try:
         uids = await asyncio.to_thread(session.uids_since, since)

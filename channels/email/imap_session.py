@@ -23,6 +23,7 @@ from imapclient.exceptions import (
     LoginError,
 )
 
+from channels.email.oauth2 import AccessTokens
 from intake.config import ImapSettings
 from intake.errors import ConfigError, IntakeError, TransientError
 
@@ -86,8 +87,13 @@ class ImapSession:
         self.capabilities = frozenset(bytes(c).upper() for c in client.capabilities())
 
     @classmethod
-    def open(cls, settings: ImapSettings, *, timeout: float) -> ImapSession:
-        """Connect (TLS, or STARTTLS when configured), log in and select `settings.folder`."""
+    def open(
+        cls, settings: ImapSettings, *, timeout: float, tokens: AccessTokens | None = None
+    ) -> ImapSession:
+        """Connect (TLS, or STARTTLS when configured), log in and select `settings.folder`.
+
+        With `tokens` (auth = "oauth2") the login is SASL XOAUTH2 or OAUTHBEARER.
+        """
         context = tls_context(settings) if settings.ssl or settings.starttls else None
         with map_imap_errors("connect"):
             client = IMAPClient(
@@ -103,7 +109,7 @@ class ImapSession:
                     if not client.has_capability("STARTTLS"):
                         raise ConfigError("imap.starttls", "the server does not offer STARTTLS")
                     client.starttls(context)
-                client.login(settings.user, settings.password.get_secret_value())
+                _login(client, settings, tokens)
                 selected = client.select_folder(settings.folder)
                 target = settings.processed_folder
                 if target and not client.folder_exists(target):
@@ -199,6 +205,28 @@ class ImapSession:
     def close(self) -> None:
         """Drop the connection without a word to the server (it may be gone already)."""
         _shut(self._client)
+
+
+def _login(client: Any, settings: ImapSettings, tokens: AccessTokens | None) -> None:
+    if tokens is None:
+        client.login(settings.user, settings.password.get_secret_value())
+        return
+    token = tokens.get()
+    try:
+        _bearer_login(client, settings, token)
+    except LoginError:
+        # A token we took for valid was refused (it expired early or was revoked): once more
+        # with a fresh one. A second refusal is the account's or the grant's problem.
+        log.info("IMAP %s: the server refused the access token; fetching a new one", settings.user)
+        tokens.invalidate(token)
+        _bearer_login(client, settings, tokens.get())
+
+
+def _bearer_login(client: Any, settings: ImapSettings, token: str) -> None:
+    if settings.oauth2_mechanism == "oauthbearer":
+        client.oauthbearer_login(settings.user, token)
+    else:
+        client.oauth2_login(settings.user, token)
 
 
 def _shut(client: Any) -> None:

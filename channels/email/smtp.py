@@ -10,6 +10,7 @@ sending server retries and nothing is lost. aiosmtpd's protocol runs on our own 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import ssl
 from collections.abc import Callable
@@ -22,10 +23,12 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from channels.email.compose import compose
 from channels.email.inbound import inbound_from_raw
+from channels.email.oauth2 import AccessTokens
 from channels.email.sender_checks import SenderChecks, sender_authenticity
 from intake.config import OutboundSmtpSettings, SmtpSettings
 from intake.errors import (
     InputRefusedError,
+    IntakeError,
     PermanentChannelError,
     TransientChannelError,
     TransientError,
@@ -271,6 +274,9 @@ class SmtpReplier:
         self._lock = asyncio.Lock()
         self._closer: asyncio.TimerHandle | None = None
         self._closing: asyncio.Task[None] | None = None  # held: the loop keeps only weak refs
+        # auth = "oauth2": the access token is kept across connections until shortly before
+        # it expires.
+        self.tokens = AccessTokens(settings, "outbound.smtp") if settings.auth == "oauth2" else None
 
     async def send(self, ack: Ack) -> None:
         mail = compose(
@@ -324,13 +330,49 @@ class SmtpReplier:
         if self._client is not None and self._client.is_connected:
             return self._client
         self._drop()  # one the relay closed
+        settings = self.settings
+        context = None
+        if settings.ca_file is not None:
+            context = ssl.create_default_context(cafile=str(settings.ca_file))
         client = aiosmtplib.SMTP(
-            hostname=self.settings.host, port=self.settings.port, timeout=self.timeout
+            hostname=settings.host,
+            port=settings.port,
+            timeout=self.timeout,
+            use_tls=settings.ssl,
+            # None: STARTTLS when the relay offers it; True: refuse a relay that does not.
+            start_tls=True if settings.starttls and not settings.ssl else None,
+            tls_context=context,
         )
         await client.connect()
-        self._client = client
+        self._client = client  # from here on, a failure drops it (send's handlers)
         self.connections += 1
+        await self._authenticate(client)
         return client
+
+    async def _authenticate(self, client: aiosmtplib.SMTP) -> None:
+        """Log in as `[outbound.smtp] auth` says. A refusal is transient for the notice: the
+        relay refuses us, not the message, and the notice waits until the login is fixed."""
+        settings = self.settings
+        try:
+            if settings.auth == "password":
+                await client.login(settings.user, settings.password.get_secret_value())
+            elif self.tokens is not None:
+                token = await self.tokens.aget()
+                try:
+                    await _bearer_auth(client, settings, token)
+                except aiosmtplib.SMTPAuthenticationError:
+                    # Expired early or revoked: once more with a fresh token.
+                    self.tokens.invalidate(token)
+                    await _bearer_auth(client, settings, await self.tokens.aget())
+        except aiosmtplib.SMTPException as exc:  # refused, or the relay hung up meanwhile
+            self._drop()
+            code = getattr(exc, "code", "")
+            log.error("outbound SMTP %s: the relay refused our login: %s", settings.host, exc)
+            raise TransientChannelError(f"the relay refused our login ({code})") from exc
+        except IntakeError as exc:  # the token endpoint refused us or failed
+            self._drop()
+            log.error("outbound SMTP %s: no access token: %s", settings.host, exc)
+            raise TransientChannelError(f"no OAuth2 access token: {exc}") from exc
 
     def _drop(self) -> None:
         client, self._client = self._client, None
@@ -340,3 +382,19 @@ class SmtpReplier:
     def _idle_close(self) -> None:
         if not self._lock.locked():  # a send in progress rescheduled its own close
             self._closing = asyncio.get_running_loop().create_task(self.aclose())
+
+
+async def _bearer_auth(client: aiosmtplib.SMTP, settings: OutboundSmtpSettings, token: str) -> None:
+    if settings.oauth2_mechanism == "xoauth2":
+        await client.auth_xoauth2(settings.user, token)
+        return
+    # RFC 7628 OAUTHBEARER, which aiosmtplib does not name: the same exchange by hand.
+    if client.last_ehlo_response is None:  # after STARTTLS the relay wants EHLO again
+        await client.ehlo()
+    user = settings.user.replace("=", "=3D").replace(",", "=2C")
+    initial = f"n,a={user},\x01auth=Bearer {token}\x01\x01".encode()
+    response = await client.execute_command(b"AUTH", b"OAUTHBEARER", base64.b64encode(initial))
+    if response.code == 334:  # the error challenge: a dummy %x01 ends the exchange
+        response = await client.execute_command(base64.b64encode(b"\x01"))
+    if response.code != 235:
+        raise aiosmtplib.SMTPAuthenticationError(response.code, response.message)

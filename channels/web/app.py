@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 RoutesFactory = Callable[[Intake], Sequence[BaseRoute]]
 HealthCheck = Callable[[], Awaitable[object]]
+Problems = Callable[[], Sequence[str]]  # what needs an administrator, e.g. a refused IMAP login
 
 
 def to_status(outcome: Receipt | BaseException) -> int:
@@ -75,6 +76,13 @@ async def healthz(request: Request) -> Response:
         except Exception as exc:  # any failure to reach the database is "unhealthy"
             log.warning("health check failed: %s", type(exc).__name__)
             return PlainTextResponse("database unavailable\n", status_code=503)
+    problems: Problems | None = getattr(request.app.state, "problems", None)
+    found = list(problems()) if problems is not None else []
+    if found:
+        # Still 200: the node takes mail and webhooks, so a load balancer keeps it; monitoring
+        # reads the first line. One line per problem: servers' answers, never a secret.
+        lines = (" ".join(problem.split()) for problem in found)
+        return PlainTextResponse("degraded\n" + "".join(f"{line}\n" for line in lines))
     return PlainTextResponse("ok\n")
 
 
@@ -105,7 +113,9 @@ class WebChannel:
         *,
         health_check: HealthCheck | None = None,
         client_limiter: RateLimiter | None = None,
+        problems: Problems | None = None,
     ) -> None:
+        self.problems = problems
         self.settings = settings
         self.client_limiter = client_limiter  # requests per client address (ClientLimit)
         self.factories = factories
@@ -131,6 +141,7 @@ class WebChannel:
             middleware.append(Middleware(ClientLimit, limiter=self.client_limiter, exempt=exempt))
         app = Starlette(routes=routes, middleware=middleware)
         app.state.health_check = self.health_check
+        app.state.problems = self.problems
         return app
 
     async def start(self, intake: Intake) -> None:

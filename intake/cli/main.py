@@ -229,7 +229,7 @@ async def _noop(_storage: Storage) -> None:
 
 @main.group()
 def contacts() -> None:
-    """Customer organizations and their contacts (CONTRACTS section 5)."""
+    """Customer organizations and their contacts (the file: docs/contacts.md)."""
 
 
 @contacts.command("import")
@@ -359,6 +359,36 @@ def agents_token(settings: Settings, email: str) -> None:
     click.echo(token)
 
 
+@agents_group.command("deactivate")
+@click.argument("email")
+@config_option
+def agents_deactivate(settings: Settings, email: str) -> None:
+    """The agent can no longer log in; their API tokens and page sessions stop at once."""
+    asyncio.run(
+        _with_storage(
+            settings,
+            lambda storage: accounts.deactivate_agent(storage.sessions, email, now=utc_now()),
+        )
+    )
+    click.echo(f"deactivated {accounts.normalize_email(email)}")
+
+
+@agents_group.group("tokens")
+def agents_tokens() -> None:
+    """An agent's API tokens."""
+
+
+@agents_tokens.command("revoke")
+@click.argument("email")
+@config_option
+def agents_tokens_revoke(settings: Settings, email: str) -> None:
+    """End every API token of the agent at once (page sessions are not affected)."""
+    count = asyncio.run(
+        _with_storage(settings, lambda storage: accounts.revoke_tokens(storage.sessions, email))
+    )
+    click.echo(f"revoked {count} token{'s' if count != 1 else ''} of {email.strip().lower()}")
+
+
 @agents_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per agent.")
 @config_option
@@ -371,7 +401,10 @@ def agents_list(settings: Settings, as_json: bool) -> None:
             _emit(agent)
         else:
             used = agent["last_used_at"] or "never"
-            click.echo(f"{agent['email']} ({agent['name']}): {agent['tokens']} tokens, used {used}")
+            state = "" if agent["active"] else ", deactivated"
+            click.echo(
+                f"{agent['email']} ({agent['name']}): {agent['tokens']} tokens, used {used}{state}"
+            )
 
 
 @agents_group.command("update")

@@ -21,6 +21,7 @@ from channels.desk.api import api_routes
 from channels.desk.page import page_routes
 from channels.desk.reports import report_routes
 from channels.email.imap import ImapChannel, mailbox_key
+from channels.email.posts import mail_post_routes
 from channels.email.sender_checks import sender_checks, with_upstream_verdict
 from channels.email.smtp import SmtpChannel, SmtpReplier
 from channels.telegram.channel import TelegramChannel, TelegramReplier
@@ -44,6 +45,7 @@ from intake.redact import redact_logs, secrets_of
 from storage.locks import leadership
 from storage.twilio_status import OutboxStatuses
 from storage.watch import OpenTicketCounts
+from storage.webhook_tokens import SeenTokens
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,16 @@ def web_routes(
                 statuses=OutboxStatuses(storage.sessions),
             )
         )
+    routes.append(
+        mail_post_routes(
+            mailgun=settings.mailgun,
+            postmark=settings.postmark,
+            sendgrid=settings.sendgrid,
+            ses=settings.ses,
+            clock=utc_now,
+            tokens=SeenTokens(storage.sessions),
+        )
+    )
     if metrics is not None:
         report = ReportGauges(storage.sessions, settings.policy.name, utc_now)
         routes.append(metrics_routes(metrics, OpenTicketCounts(storage.sessions), report))
@@ -203,12 +215,18 @@ class Service:
                     factories,
                     health_check=self.ping,
                     client_limiter=RateLimiter.optional(per_client, 60),
+                    problems=self.problems,
                 )
             )
         for channel in self.channels:
             await channel.start(self.intake)
         self._delivering = asyncio.create_task(self.deliverer.run(self.stopping))
         self._watching = asyncio.create_task(self.watcher.run(self.stopping))
+
+    def problems(self) -> list[str]:
+        """What /healthz names beside the database: channels that need an administrator."""
+        found = (getattr(channel, "problem", None) for channel in self.channels)
+        return [problem for problem in found if isinstance(problem, str) and problem]
 
     async def ping(self) -> None:
         """What /healthz asks: does the database answer?"""
@@ -283,6 +301,7 @@ async def _serve(settings: Settings, *, on_ready: Callable[[Service], None] | No
             )
         pipeline = await build_pipeline(settings, storage)
         service = Service(settings, storage, pipeline, secret=pipeline.notifier.secret)
+        pipeline.group.after_commit = service.deliverer.wake  # acks go out as they commit
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

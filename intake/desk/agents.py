@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -118,8 +118,64 @@ async def issue_token(
         agent = await repo.agent_by_email(session, address)
         if agent is None:
             raise InputRefusedError(f"no agent {address}")
+        if agent.deactivated_at is not None:
+            raise InputRefusedError(f"agent {address} is deactivated")
         await repo.insert_token(session, agent.id, token_digest(token), now)
     return token
+
+
+async def revoke_tokens(sessions: async_sessionmaker[AsyncSession], email: str) -> int:
+    """End every API token of the agent at once; how many there were."""
+    address = normalize_email(email)
+    async with sessions.begin() as session:
+        agent = await repo.agent_by_email(session, address)
+        if agent is None:
+            raise InputRefusedError(f"no agent {address}")
+        return await repo.revoke_tokens(session, agent.id)
+
+
+async def deactivate_agent(
+    sessions: async_sessionmaker[AsyncSession], email: str, *, now: datetime
+) -> None:
+    """The agent can no longer log in; their tokens and page sessions stop working at once.
+    Their name stays on what they did (events, replies)."""
+    address = normalize_email(email)
+    async with sessions.begin() as session:
+        agent = await repo.agent_by_email(session, address)
+        if agent is None:
+            raise InputRefusedError(f"no agent {address}")
+        await repo.deactivate(session, agent.id, now)
+
+
+async def start_session(
+    sessions: async_sessionmaker[AsyncSession], agent: AgentIdentity, *, now: datetime,
+    lifetime: timedelta,
+) -> str:  # fmt: skip
+    """A new page session for a logged-in agent; returns the cookie's value (kept as a hash)."""
+    token = new_token()
+    async with sessions.begin() as session:
+        await repo.insert_session(session, agent.id, token_digest(token), now, now + lifetime)
+    return token
+
+
+async def agent_for_session(
+    sessions: async_sessionmaker[AsyncSession], token: str, *, now: datetime
+) -> AgentIdentity | None:
+    """The active agent whose unexpired session this cookie is, or None."""
+    if not token or len(token) > 200:
+        return None
+    async with sessions() as session:
+        agent = await repo.agent_by_session(session, token_digest(token), now)
+    return None if agent is None else AgentIdentity(agent.id, agent.email, agent.name)
+
+
+async def end_session(
+    sessions: async_sessionmaker[AsyncSession], token: str, *, now: datetime
+) -> None:
+    """Log out on the server: the cookie no longer works, wherever a copy of it is."""
+    if token and len(token) <= 200:
+        async with sessions.begin() as session:
+            await repo.end_session(session, token_digest(token), now)
 
 
 async def list_agents(sessions: async_sessionmaker[AsyncSession]) -> list[dict[str, Any]]:
@@ -132,6 +188,7 @@ async def list_agents(sessions: async_sessionmaker[AsyncSession]) -> list[dict[s
             "created_at": a.created_at.isoformat(),
             "tokens": a.tokens,
             "last_used_at": a.last_used_at.isoformat() if a.last_used_at else None,
+            "active": a.deactivated_at is None,
         }
         for a in rows
     ]
@@ -169,6 +226,8 @@ async def agent_for_password(
     async with sessions() as session:
         agent = await repo.agent_by_email(session, address)
     if agent is None or len(password) > MAX_PASSWORD_LENGTH:
+        return None
+    if agent.deactivated_at is not None:  # checked after the lookup, before any hashing
         return None
     if not await asyncio.to_thread(_verify, agent.password_hash, password):
         return None

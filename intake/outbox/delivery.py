@@ -1,19 +1,23 @@
 """Delivering the outbox: claim due notices, hand each to its channel's Replier, record the end.
 
 At-least-once across crashes, once in normal operation: a claimed row is leased, so no other
-deliverer (in this process or another node) takes it, and no send starts on a lease about to
-run out. A pass's outcomes are recorded in one transaction when the pass ends (at least every
-`record_every` seconds): one commit per pass instead of one per notice, which on SQLite
+deliverer (in this process or another node) takes it, and no send starts on a lease about to run
+out. The lease is short and the holder renews it every few seconds while its pass lasts (a
+heartbeat), however long a send takes: when a node dies, another takes its notices over as soon
+as the lease runs out, within half a minute, instead of waiting out a lease long enough for the
+slowest send. A pass's outcomes are recorded in one transaction when the pass ends (at least
+every `record_every` seconds): one commit per pass instead of one per notice, which on SQLite
 would hold the one writer's lock (and an fsync) per acknowledgement. A crash in between sends
-those notices again. Transient failures retry with capped exponential backoff, for as long
-as it takes; permanent ones are marked failed and kept for the agents to see: the ticket
-records the failure, and an acknowledgement that can never arrive alerts the agents (the
-customer was told nothing, so a person must reach them another way).
+those notices again. Transient failures retry with capped exponential backoff, for as long as it
+takes; permanent ones are marked failed and kept for the agents to see: the ticket records the
+failure, and an acknowledgement that can never arrive alerts the agents (the customer was told
+nothing, so a person must reach them another way).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -66,15 +70,27 @@ class Outcome:
 
 
 @dataclass
+class _Held:
+    """The rows of one pass this deliverer still holds, and the lease they are held until."""
+
+    ids: set[int]
+    until: datetime
+
+
+@dataclass
 class Deliverer:
     sessions: async_sessionmaker[AsyncSession]
     repliers: Mapping[str, Replier]
-    lease: timedelta = timedelta(minutes=5)
+    # Short, and renewed every `renew_every` seconds while the pass lasts: a dead holder's
+    # rows are free again within `lease`, a living one keeps them however slow a send is.
+    lease: timedelta = timedelta(seconds=20)
+    renew_every: float = 5.0
     batch: int = 20
     idle: float = 1.0  # seconds between polls when nothing is due
-    # No send starts on a lease with less than this left: the send could outlive the lease
-    # and another deliverer, having claimed the row meanwhile, would send it too.
-    send_margin: timedelta = timedelta(minutes=1)
+    # No send starts on a lease with less than this left (the renewals have failed, the
+    # database is away): the send could outlive the lease, and another deliverer, having
+    # claimed the row meanwhile, would send it too.
+    send_margin: timedelta = timedelta(seconds=10)
     # Outcomes are recorded together (one commit per pass, not one per notice) but at least
     # this often, which bounds what a crash could send twice.
     record_every: float = 1.0
@@ -83,37 +99,80 @@ class Deliverer:
     on_result: Callable[[str, str, str], None] | None = None
     # Where agents hear of an acknowledgement that failed for good: (channel, recipient).
     alert_to: Sequence[tuple[str, str]] = ()
+    _bell: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
 
     async def run_once(self) -> int:
         """Deliver what is due now; returns how many notices were attempted."""
         claimed = self.clock()
         async with self.sessions.begin() as session:
             items = await outbox.claim_due(session, claimed, self.lease, self.batch)
+        if not items:
+            return 0
+        held = _Held({item.id for item in items}, claimed + self.lease)
+        heartbeat = asyncio.create_task(self._keep(held))
+        try:
+            await self._deliver(items, held)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+        return len(items)
+
+    async def _deliver(self, items: Sequence[OutboxItem], held: _Held) -> None:
         outcomes: list[Outcome] = []
         recorded = time.monotonic()
         for item in items:
-            if self.clock() >= claimed + self.lease - self.send_margin:
+            if item.id not in held.ids:
+                log.warning("notice %d: lease lost to another deliverer; not sent here", item.id)
+                continue
+            if self.clock() >= held.until - self.send_margin:
                 outcomes.append(Outcome(item, "released"))  # claimed again, from the start
                 continue
             outcomes.append(await self._attempt(item))
             if time.monotonic() - recorded >= self.record_every:
-                await self._record(outcomes)
+                await self._record(outcomes, held)
                 outcomes, recorded = [], time.monotonic()
-        await self._record(outcomes)
-        return len(items)
+        await self._record(outcomes, held)
+
+    async def _keep(self, held: _Held) -> None:
+        """The heartbeat: renew the lease on what this pass still holds, until cancelled."""
+        while True:
+            await asyncio.sleep(self.renew_every)
+            until = self.clock() + self.lease
+            try:
+                async with self.sessions.begin() as session:
+                    kept = await outbox.renew(session, sorted(held.ids), held.until, until)
+            except Exception:  # the database may be away: the margin stops new sends
+                log.warning("outbox lease renewal failed", exc_info=True)
+                continue
+            held.ids &= kept
+            held.until = until
+
+    def wake(self) -> None:
+        """Ring the bell: notices were just committed, so the next pass starts now instead of
+        at the next poll (the pipeline's group commit rings it after every commit)."""
+        self._bell.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            self._bell.clear()  # a commit during the pass rings it again
             try:
                 attempted = await self.run_once()
             except Exception:  # the database may be away; keep the loop alive
                 log.exception("outbox delivery pass failed")
                 attempted = 0
             if attempted < self.batch:
-                try:
-                    await asyncio.wait_for(stop.wait(), self.idle)
-                except TimeoutError:
-                    pass
+                await self._pause(stop)
+
+    async def _pause(self, stop: asyncio.Event) -> None:
+        """Until the bell rings, `stop` is set or `idle` seconds pass (others queue notices
+        too: agents' actions, the SLA watcher, other nodes)."""
+        waits = {asyncio.ensure_future(self._bell.wait()), asyncio.ensure_future(stop.wait())}
+        try:
+            await asyncio.wait(waits, timeout=self.idle, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     async def _attempt(self, item: OutboxItem) -> Outcome:
         replier = self.repliers.get(item.channel)
@@ -131,7 +190,7 @@ class Deliverer:
             return Outcome(item, "retry", str(exc) or type(exc).__name__)
         return Outcome(item, "sent")
 
-    async def _record(self, outcomes: Sequence[Outcome]) -> None:
+    async def _record(self, outcomes: Sequence[Outcome], held: _Held) -> None:
         """Write a pass's outcomes in one transaction, then report the final ones."""
         if not outcomes:
             return
@@ -153,6 +212,7 @@ class Deliverer:
                     await outbox.mark_retry(session, item.id, now + wait, outcome.error)
                 elif outcome.result == "released":
                     await outbox.release(session, item.id)
+        held.ids -= {outcome.item.id for outcome in outcomes}  # written: no longer leased
         for outcome in outcomes:
             if outcome.result in ("sent", "failed"):
                 self._report(outcome.item, outcome.result)

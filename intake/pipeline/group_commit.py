@@ -57,6 +57,8 @@ class GroupCommit:
         self.prepare = prepare
         self.max_batch = max_batch
         self.redone = 0  # batches that failed on the fast way and were done carefully
+        # Called after each commit (the deliverer's bell: the batch's notices are due now).
+        self.after_commit: Callable[[], None] | None = None
         self._waiting: list[Waiting] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -87,6 +89,8 @@ class GroupCommit:
                 if not future.done():
                     future.set_exception(exc)
             return
+        if self.after_commit is not None:
+            self.after_commit()
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():  # the caller went away; its message is stored all the same
                 continue

@@ -18,7 +18,7 @@ import ssl
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,29 @@ USER = "support@example.com"
 PASSWORD = "s3cret-Password"
 _deliveries = itertools.count(1)
 
+PASSWORD_PASSDB = """\
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/passwd
+}}"""
+
+# Only OAuth2 bearer tokens, checked at the tests' authorization server (RFC 7662).
+OAUTH2_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/oauth2.conf.ext
+}}"""
+
+OAUTH2_CONFIG = """\
+introspection_mode = post
+introspection_url = {url}
+tokeninfo_url = {url}?token=
+username_attribute = username
+active_attribute = active
+active_value = true
+"""
+
 CONFIG = """\
 protocols = imap
 listen = 127.0.0.1
@@ -38,16 +61,13 @@ log_path = {root}/dovecot.log
 ssl = {ssl}
 {extra}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 default_login_user = dovenull
 default_internal_user = dovecot
 first_valid_uid = {uid}
 last_valid_uid = {uid}
 mail_location = maildir:{root}/Maildir
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {root}/passwd
-}}
+{passdb}
 userdb {{
   driver = passwd-file
   args = username_format=%u {root}/passwd
@@ -100,8 +120,19 @@ def dovecot_version() -> str:
 class Dovecot:
     """One Dovecot instance with one user and a Maildir, on free loopback ports."""
 
-    def __init__(self, *, tls: TlsFiles | None = None, capabilities: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        tls: TlsFiles | None = None,
+        capabilities: str | None = None,
+        introspection_url: str | None = None,
+        bearer: Callable[[], str] | None = None,
+    ) -> None:
         dovecot_version()
+        # With an introspection URL the server takes OAuth2 bearer tokens only, no password;
+        # `bearer` gives the test's own connections a token.
+        self.introspection_url = introspection_url
+        self.bearer = bearer
         account = pwd.getpwnam("dovecot")
         self.uid, self.gid = account.pw_uid, account.pw_gid
         self.tls = tls
@@ -165,6 +196,10 @@ class Dovecot:
         (self.root / "passwd").write_text(
             f"{self.user}:{{PLAIN}}{self.password}:{self.uid}:{self.gid}::{home}::\n"
         )
+        if self.introspection_url:
+            (self.root / "oauth2.conf.ext").write_text(
+                OAUTH2_CONFIG.format(url=self.introspection_url)
+            )
 
     def _make_maildir(self, path: Path) -> None:
         path.mkdir(mode=0o700)
@@ -204,7 +239,10 @@ class Dovecot:
             )
         if self.capabilities:
             extra += f"imap_capability = {self.capabilities}\n"
+        oauth2 = bool(self.introspection_url)
         return CONFIG.format(
+            mechanisms="xoauth2 oauthbearer" if oauth2 else "plain login",
+            passdb=(OAUTH2_PASSDB if oauth2 else PASSWORD_PASSDB).format(root=self.root),
             root=self.root,
             uid=self.uid,
             port=self.port,
@@ -277,5 +315,8 @@ class Dovecot:
             if self.tls:
                 context = ssl.create_default_context(cafile=str(self.tls.ca))
                 client.starttls(context)
-            client.login(self.user, self.password)
+            if self.bearer is not None:
+                client.oauth2_login(self.user, self.bearer())
+            else:
+                client.login(self.user, self.password)
             yield client

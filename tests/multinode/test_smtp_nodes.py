@@ -8,7 +8,6 @@ import asyncio
 import itertools
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -16,10 +15,7 @@ import aiosmtplib
 from nodes import Node, Sink
 from sqlalchemy import func, select
 
-from channels.email.smtp import SmtpReplier
 from intake.cli.app import Storage
-from intake.config import OutboundSmtpSettings
-from intake.outbox.delivery import Deliverer
 from storage.models import Message, Outbox, Ticket
 
 MESSAGES = 80
@@ -90,17 +86,15 @@ async def outbox_rows(storage: Storage) -> list[Outbox]:
         return list(await session.scalars(select(Outbox).order_by(Outbox.id)))
 
 
-async def settled(storage: Storage, nodes: list[Node]) -> None:
-    """Wait until every notice is sent or leased (claimed by a node, maybe the dead one)."""
-    deadline = time.monotonic() + WAIT_SECONDS
+async def settled(storage: Storage, nodes: list[Node]) -> float:
+    """Wait until every notice is sent, by the survivor too (what the dead node had claimed
+    is taken over when its lease runs out); the seconds it took."""
+    started = time.monotonic()
+    deadline = started + WAIT_SECONDS
     while True:
         rows = await outbox_rows(storage)
-        now = datetime.now(UTC)
-        if all(
-            r.status == "sent" or (r.leased_until is not None and r.leased_until > now)
-            for r in rows
-        ):
-            return
+        if rows and all(r.status == "sent" for r in rows):
+            return time.monotonic() - started
         if time.monotonic() > deadline:
             logs = "\n".join(f"--- {n.name}\n{n.output()[-3000:]}" for n in nodes)
             raise AssertionError(f"outbox not settled after {WAIT_SECONDS}s\n{logs}")
@@ -126,9 +120,8 @@ async def test_two_nodes_one_killed_mid_load(
         load.dead.add("second")
         await asyncio.to_thread(nodes[1].kill)
         await sending
-        await settled(shared_storage, nodes)
-        # A clean stop ends the survivor's delivery pass: what is still leased then was
-        # claimed by the dead node.
+        # Measured, not asserted (no timing assertions): BENCHMARKS reports the takeover.
+        print(f"every notice sent {await settled(shared_storage, nodes):.1f} s after the load")
         assert await asyncio.to_thread(nodes[0].stop) == 0
         rows = await outbox_rows(shared_storage)
     finally:
@@ -145,20 +138,6 @@ async def test_two_nodes_one_killed_mid_load(
         stored = list(await session.scalars(select(Message.channel_message_id)))
     assert sorted(stored) == sorted(f"load-{n}@customer.example" for n in range(MESSAGES))
 
-    # The survivor, once the dead node's leases have run out: what the dead node had claimed.
-    leftovers = [r for r in rows if r.status != "sent"]
-    assert all(r.leased_until is not None for r in leftovers)
-    assert len(leftovers) <= Deliverer.batch
-    replier = SmtpReplier(
-        OutboundSmtpSettings(host="127.0.0.1", port=sink.port), clock=lambda: datetime.now(UTC)
-    )
-    later = Deliverer(
-        shared_storage.sessions,
-        {"email": replier},
-        clock=lambda: datetime.now(UTC) + timedelta(minutes=10),
-    )
-    while await later.run_once():
-        pass
     rows = await outbox_rows(shared_storage)
     acks = [r for r in rows if r.kind == "ack"]
     assert len(acks) == MESSAGES

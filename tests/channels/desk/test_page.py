@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -146,11 +147,15 @@ def test_time_left_reads_as_an_agent_says_it() -> None:
     assert time_left(None, NOW) == ("no deadline", False)
 
 
-async def test_logged_out_goes_to_login(client: httpx.AsyncClient, storage: Storage) -> None:
-    page = queue_page(storage)
-    expired = page.session_cookie(1, EMAIL, int(NOW.timestamp()))
-    forged = page.session_cookie(1, EMAIL, 2**40)[:-4] + "0000"
-    for cookie in (None, expired, forged, "1.x.y.z", "ä.ö"):
+async def test_logged_out_goes_to_login(
+    client: httpx.AsyncClient, storage: Storage, agent: None
+) -> None:
+    ann = await agents.agent_named(storage.sessions, EMAIL)
+    # A session that ended yesterday (the page's clock is NOW), and cookies never issued.
+    expired = await agents.start_session(
+        storage.sessions, ann, now=NOW - timedelta(days=2), lifetime=timedelta(hours=12)
+    )
+    for cookie in (None, expired, secrets.token_urlsafe(32), "1.x.y.z", "ä.ö", "x" * 300):
         headers = {} if cookie is None else {b"cookie": f"{SESSION_COOKIE}={cookie}".encode()}
         for path in ("/", "/?show=overdue", "/tickets/SUP-000001"):
             answer = await client.get(path, headers=headers)
@@ -191,10 +196,14 @@ async def test_login_sets_the_cookie_and_logout_clears_it(
     assert (await client.get("/login")).headers["location"] == "/"  # already logged in
     forged = await client.post("/logout", data={"csrf_token": "1.nope"})
     assert forged.status_code == 403 and (await client.get("/")).status_code == 200
+    kept = client.cookies[SESSION_COOKIE]  # a copy, as someone who stole it would keep it
     out = await client.post("/logout", data={"csrf_token": csrf(queue.text)})
     assert (out.status_code, out.headers["location"]) == (303, "/login")
     assert SESSION_COOKIE not in client.cookies
     assert (await client.get("/")).status_code == 303
+    # Logging out ended the session on the server: the copy is worth nothing either.
+    replayed = await client.get("/", headers={b"cookie": f"{SESSION_COOKIE}={kept}".encode()})
+    assert (replayed.status_code, replayed.headers["location"]) == (303, "/login")
 
     # Behind https the cookie is Secure.
     secure = queue_page(storage, secure_cookie=True)

@@ -7,6 +7,7 @@ APIs, have their own tests against real servers and local fakes of the clouds).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 from reopenable import ReopenableStorage
@@ -224,3 +225,92 @@ async def test_no_send_starts_on_a_lease_about_to_run_out(storage: ReopenableSto
     assert await deliverer.run_once() == 1  # given back: due again at once
     assert [a.to for a in replier.sent] == [f"customer{n}@example.org" for n in range(3)]
     assert {r.status for r in await rows(storage)} == {"sent"}
+
+
+class Holder:
+    """A replier that takes the first notice in hand and keeps it until told to let go."""
+
+    def __init__(self) -> None:
+        self.in_hand = asyncio.Event()
+        self.let_go = asyncio.Event()
+        self.sent: list[Ack] = []
+
+    async def send(self, ack: Ack) -> None:
+        self.in_hand.set()
+        await self.let_go.wait()
+        self.sent.append(ack)
+
+
+def real_time_deliverer(storage: ReopenableStorage, replier: object) -> Deliverer:
+    # A one-second lease renewed five times a second: what 20 s and 5 s are in production.
+    return Deliverer(
+        storage.sessions, {"email": replier}, lease=timedelta(seconds=1), renew_every=0.2,
+        send_margin=timedelta(seconds=0.5), record_every=0,
+    )  # type: ignore[dict-item]  # fmt: skip
+
+
+async def test_a_send_slower_than_the_lease_keeps_its_notices(storage: ReopenableStorage) -> None:
+    """The holder's heartbeat renews the lease: another deliverer takes nothing meanwhile."""
+    await queue(storage, 3)
+    holder = Holder()
+    first = real_time_deliverer(storage, holder)
+    second_replier = Recorder()
+    second = real_time_deliverer(storage, second_replier)
+    running = asyncio.create_task(first.run_once())
+    await holder.in_hand.wait()
+    for _ in range(15):  # three leases' worth of polling by the other node
+        assert await second.run_once() == 0
+        await asyncio.sleep(0.2)
+    holder.let_go.set()
+    assert await running == 3
+    assert [a.to for a in holder.sent] == [f"customer{n}@example.org" for n in range(3)]
+    assert second_replier.sent == []
+    assert {(r.status, r.attempts) for r in await rows(storage)} == {("sent", 1)}
+
+
+async def test_a_dead_holders_notices_are_taken_over_when_its_lease_runs_out(
+    storage: ReopenableStorage,
+) -> None:
+    """kill -9 mid-pass: no heartbeat, nothing recorded. The other deliverer sends every
+    notice once the lease has run out; only the one in hand at the crash may go twice."""
+    await queue(storage, 3)
+    holder = Holder()
+    dead = real_time_deliverer(storage, holder)
+    survivor_replier = Recorder()
+    survivor = real_time_deliverer(storage, survivor_replier)
+    crashing = asyncio.create_task(dead.run_once())
+    await holder.in_hand.wait()
+    assert await survivor.run_once() == 0  # held while the holder lives
+    crashing.cancel()  # the process is gone: its heartbeat with it
+    with contextlib.suppress(asyncio.CancelledError):
+        await crashing
+    attempted = 0
+    for _ in range(50):  # the lease is a second; poll as the deliverer's loop does
+        attempted += await survivor.run_once()
+        if attempted:
+            break
+        await asyncio.sleep(0.1)
+    assert attempted == 3
+    assert [a.to for a in survivor_replier.sent] == [f"customer{n}@example.org" for n in range(3)]
+    assert {r.status for r in await rows(storage)} == {"sent"}
+
+
+async def test_the_bell_starts_a_pass_at_once(storage: ReopenableStorage) -> None:
+    """Rung after a commit, the deliverer sends what was queued without waiting for its next
+    poll (an hour here, so without the bell this test would time out)."""
+    replier = Recorder()
+    deliverer = Deliverer(storage.sessions, {"email": replier}, idle=3600)
+    stop = asyncio.Event()
+    running = asyncio.create_task(deliverer.run(stop))
+    try:
+        await asyncio.sleep(0.2)  # its first pass found nothing; now it waits
+        await queue(storage, 2)
+        deliverer.wake()
+        async with asyncio.timeout(30):
+            while len(replier.sent) < 2:
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        async with asyncio.timeout(30):
+            await running
+    assert [a.to for a in replier.sent] == ["customer0@example.org", "customer1@example.org"]

@@ -91,3 +91,23 @@ async def test_a_caller_that_went_away_still_has_its_message_stored(storage: Sto
         await waiting
     await group.submit(message(21))  # the writer goes on
     assert await keys(storage) == ["k20", "k21"]
+
+
+async def test_the_bell_rings_after_each_commit_and_only_then(storage: Storage) -> None:
+    """The deliverer's bell: rung once a batch is kept, never for a batch that was not."""
+    rung: list[list[str]] = []
+
+    async def broken(session: AsyncSession, incoming: InboundMessage) -> Receipt:
+        if incoming.channel_message_id == "m41":
+            raise OperationalError("INSERT ...", {}, Exception("database is locked"))
+        return await write(session, incoming)
+
+    group = GroupCommit(storage.sessions, broken)
+    group.after_commit = lambda: rung.append([])
+    await group.submit(message(40))
+    assert len(rung) == 1
+    with pytest.raises(OperationalError):
+        await group.submit(message(41))
+    assert len(rung) == 1
+    await asyncio.gather(*(group.submit(message(n)) for n in (42, 43)))
+    assert len(rung) == 2 and await keys(storage) == ["k40", "k42", "k43"]
