@@ -42,7 +42,7 @@ async def test_open_overdue_and_quotas(storage: Storage) -> None:
     found = samples(await scrape(storage, metrics, gauges))
     overdue = {labels: v for (name, labels), v in found.items() if name == "tickets_open_overdue"}
     assert overdue == {
-        (("priority", "normal"),): 2, (("priority", "urgent"),): 1, (("priority", "level-4"),): 2
+        (("priority", "normal"),): 2, (("priority", "urgent"),): 1, (("priority", "level-3"),): 2
     }  # fmt: skip
     # Only organizations with a quota: Initech's plan allows 100 and it made 2.
     assert found["organization_quota", (("organization", "Initech"),)] == 100

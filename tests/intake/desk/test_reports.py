@@ -187,8 +187,8 @@ async def test_gauges_are_read_then_kept_briefly(storage: Storage) -> None:
     )  # fmt: skip
     first = await gauges()
     # Acme: the summer-time ticket's resolution, the urgent one and February's; Initech's two
-    # questions of 2025 (level-4: the classifier reads them as questions), never resolved.
-    assert first.open_overdue == {"normal": 2, "urgent": 1, "level-4": 2}
+    # questions of 2025 (level-3: every on-premise email starts there, 12.3), never resolved.
+    assert first.open_overdue == {"normal": 2, "urgent": 1, "level-3": 2}
     assert first.quotas == {"Initech": (100, 2)}
     assert await gauges() is first  # 10 s later: kept
     assert await gauges() is not first  # 31 s later: read again
