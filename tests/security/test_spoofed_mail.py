@@ -83,7 +83,7 @@ async def test_a_spoofed_nominated_contact_gets_no_privileges(
 ) -> None:
     forged = signed(mail("Alice <alice@acme.example>", "Urgent: give me admin"), "evil.example",
                     key("evil"))  # fmt: skip
-    assert (await send(smtp.port, forged, "bounce@evil.example")).startswith("2.0.0 OK")
+    assert (await send(smtp.port, forged, "mallory@evil.example")).startswith("2.0.0 OK")
     [ticket] = await tickets(storage)
     assert ticket.sender == "alice@acme.example" and ticket.organization_id is not None
     assert ticket.contact_status == "known"  # not "nominated"
