@@ -527,3 +527,18 @@ async def test_status_and_priority_with_reasons_merge_and_not_a_request(desk: De
         assert (ack["delivery"], ack["delivery_reason"]) == ("failed", "cancelled: not a request")
     subjects = [m["Subject"] for _, m in desk.relay.received]
     assert not any("Newsletter" in s for s in subjects)
+
+
+async def test_canned_replies_are_listed_filled_in_and_sent(desk: Desk) -> None:
+    await mail_in(desk, customer_mail("Export fails", "<q1@customer.example>"))
+    async with desk.client() as api:
+        ref = (await only_ticket(api))["reference"]
+        names = (await api.get("/api/canned")).json()["canned"]
+        assert "thanks" in names
+        preview = await api.get(f"/api/tickets/{ref}/canned/thanks")
+        assert preview.status_code == 200 and preview.json()["text"].startswith("Hello Jo Doe,")
+        assert (await api.get(f"/api/tickets/{ref}/canned/nope")).status_code == 404
+        sent = await api.post(f"/api/tickets/{ref}/replies", json={"canned": "thanks"})
+        assert sent.status_code == 201 and sent.json()["text"] == preview.json()["text"].strip()
+        both = await api.post(f"/api/tickets/{ref}/replies", json={"canned": "thanks", "text": "x"})
+        assert both.status_code == 400
