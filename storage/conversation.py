@@ -147,10 +147,6 @@ async def notices(session: AsyncSession, ticket_id: int) -> list[NoticeRow]:
     ]
 
 
-async def set_extra(session: AsyncSession, message_id: int, extra: dict[str, Any]) -> None:
-    await session.execute(update(Message).where(Message.id == message_id).values(extra=extra))
-
-
 async def file_of(
     session: AsyncSession, ticket_id: int, attachment_id: int
 ) -> tuple[str, str, bytes] | None:

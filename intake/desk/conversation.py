@@ -110,25 +110,28 @@ async def reply(
         channel, recipient = route(target)
         template = _window(channel, stored, now, options)
         payload = _payload(target, stored, text, options, template)
-        message_id = await tickets.insert_message(
-            session, ticket_id,
-            InboundMessage(
-                channel=ChannelKind(channel), channel_message_id=unique, received_at=now,
-                sender=agent.email, sender_name=agent.name, subject=payload["subject"],
-                text=text, attachments=tuple(files), rfc_message_id=payload.get("message_id"),
-            ),
-            direction="out",
-        )  # fmt: skip
-        added = await repo.messages(session, ticket_id, after=message_id - 1)
-        payload["files"] = [f.id for f in added[0].files] if added else []
         payload["author"] = agent.email
+        # Queued in the same transaction as the message: both are committed, or neither.
         outbox_id = await outbox.enqueue(
             session, ticket_id=ticket_id, kind="reply", channel=channel, recipient=recipient,
             payload=payload, now=now,
         )  # fmt: skip
         extra = {"kind": "reply", "author": agent.email, "author_name": agent.name,
                  "to": recipient, "outbox_id": outbox_id, "template": bool(template)}  # fmt: skip
-        await repo.set_extra(session, message_id, extra)
+        message_id = await tickets.insert_message(
+            session, ticket_id,
+            InboundMessage(
+                channel=ChannelKind(channel), channel_message_id=unique, received_at=now,
+                sender=agent.email, sender_name=agent.name, subject=payload["subject"],
+                text=text, attachments=tuple(files), rfc_message_id=payload.get("message_id"),
+                extra=extra,
+            ),
+            direction="out",
+        )  # fmt: skip
+        if files:  # the deliverer reads the files' bytes by their ids at sending time
+            [added] = await repo.messages(session, ticket_id, after=message_id - 1)
+            payload["files"] = [f.id for f in added.files]
+            await outbox.set_payload(session, outbox_id, payload)
         if ticket.first_response_at is None:
             await tickets.update_ticket(session, ticket_id, first_response_at=now)
             await agent_repo.insert_event(
