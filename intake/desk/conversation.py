@@ -108,6 +108,10 @@ async def reply(
             if newer:
                 raise NewerMessagesError([message_entry(m, {}, UTC) for m in newer])
         channel, recipient = route(target)
+        if files and channel != ChannelKind.EMAIL:
+            # Twilio fetches media from a public URL and the bot needs uploads of its own:
+            # neither is built, and a reply must not go without the files it announces.
+            raise ConversationError(f"files can be sent by email only, not by {channel}")
         template = _window(channel, stored, now, options)
         payload = _payload(target, stored, text, options, template)
         payload["author"] = agent.email

@@ -276,6 +276,13 @@ async def test_whatsapp_sms_and_telegram_replies_reach_their_wires(desk: Desk) -
         ("+420601654321", SMS_FROM, "Fixed (sms)."),
     }
     [bot] = desk.telegram.made("sendMessage")[acks_sent[1] :]
+    # Files go by email only: a chat reply is refused rather than sent without them.
+    file = {"name": "a.txt", "data": base64.b64encode(b"log").decode()}
+    async with desk.client() as api:
+        refused = await api.post(
+            f"/api/tickets/{refs['telegram']}/replies", json={"text": "Log", "files": [file]}
+        )
+    assert refused.status_code == 409 and "email only" in refused.json()["error"]
     assert (bot["chat_id"], bot["text"]) == (777000111, "Fixed (telegram).")
 
 
@@ -332,6 +339,9 @@ async def test_two_agents_at_once_send_one_reply_each_never_a_duplicate(desk: De
         body = {"text": "Twice?", "after": keyed[0].json()["id"]}
         repeated = [await bob.post(path, json=body) for _ in range(2)]
         assert repeated[0].json()["id"] == repeated[1].json()["id"]
+        # A deactivated agent's token stops at once.
+        await agents.deactivate_agent(desk.storage.sessions, "bob@vendor.example", now=NOW)
+        assert (await bob.post(path, json={"text": "Late.", "key": "k-9"})).status_code == 401
     await desk.deliver()
     texts = [
         m.get_body(("plain",)).get_content().strip()  # type: ignore[union-attr]
