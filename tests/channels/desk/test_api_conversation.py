@@ -47,7 +47,7 @@ from intake.outbox.delivery import Deliverer
 from intake.outbox.notices import NoticeOptions
 from intake.pipeline import references
 from intake.pipeline.pipeline import Pipeline
-from storage.models import Outbox
+from storage.models import Outbox, SlaAlert
 
 NOW = datetime(2026, 3, 10, 10, 0, tzinfo=UTC)  # a Tuesday inside every preset's hours
 SECRET = b"d" * 32
@@ -241,6 +241,7 @@ async def seed_chats(desk: Desk, at: datetime) -> dict[str, str]:
         (ChannelKind.WHATSAPP, "+420601123456", "", "SMwa1"),
         (ChannelKind.SMS, "+420601654321", "", "SMsms1"),
         (ChannelKind.TELEGRAM, "tg:4242", "777000111", "tg:1:5"),
+        (ChannelKind.WEB, "+420601999888", "+420601999888", "web:1"),  # a call-back, no email
     ):
         desk.clock.now = at
         receipt = await desk.pipeline(
@@ -274,6 +275,7 @@ async def test_whatsapp_sms_and_telegram_replies_reach_their_wires(desk: Desk) -
     assert {(f["To"], f["From"], f["Body"]) for f in forms} == {
         ("whatsapp:+420601123456", f"whatsapp:{WHATSAPP_FROM}", "Fixed (whatsapp)."),
         ("+420601654321", SMS_FROM, "Fixed (sms)."),
+        ("+420601999888", SMS_FROM, "Fixed (web)."),  # by the phone the form gave
     }
     [bot] = desk.telegram.made("sendMessage")[acks_sent[1] :]
     # Files go by email only: a chat reply is refused rather than sent without them.
@@ -552,3 +554,26 @@ async def test_canned_replies_are_listed_filled_in_and_sent(desk: Desk) -> None:
         assert sent.status_code == 201 and sent.json()["text"] == preview.json()["text"].strip()
         both = await api.post(f"/api/tickets/{ref}/replies", json={"canned": "thanks", "text": "x"})
         assert both.status_code == 400
+
+
+async def test_the_first_reply_stops_the_sla_watcher_chasing_the_first_response(
+    desk: Desk,
+) -> None:
+    await mail_in(desk, customer_mail("Export fails", "<q1@customer.example>"))
+    async with desk.client() as api:
+        ticket = await only_ticket(api)
+        sent = await api.post(
+            f"/api/tickets/{ticket['reference']}/replies", json={"text": "On it."}
+        )
+        assert sent.status_code == 201
+    due = datetime.fromisoformat(ticket["first_response_due"])
+    watcher = SlaWatcher(
+        desk.storage.sessions,
+        NoticeOptions(mailbox=MAILBOX, notify_emails=("oncall@vendor.example",)),
+        acks.environment(),
+        clock=lambda: due + timedelta(minutes=1),
+    )
+    await watcher.run_once()
+    async with desk.storage.sessions() as session:
+        deadlines = set(await session.scalars(select(SlaAlert.deadline)))
+    assert deadlines == {"resolution"}  # the watcher ran, and left the answered deadline be
