@@ -184,7 +184,8 @@ def run_ours(corpus: Path, manifest: list[Record], connections: int) -> Record:
         (root / "intake.toml").write_text(
             f"[smtp]\nport = {smtp_port}\n[web]\nport = {web_port}\n"
             f'[outbound.smtp]\nhost = "127.0.0.1"\nport = {sink_port}\n'
-            "[pipeline]\nacks_per_sender_per_hour = 1000000\n",
+            "[pipeline]\nacks_per_sender_per_hour = 1000000\n"
+            "unidentified_acks_per_hour = 1000000\n",
             encoding="utf-8",
         )
         sent_log = root / "sink.jsonl"

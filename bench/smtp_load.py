@@ -238,7 +238,8 @@ def main() -> None:
         (root / "intake.toml").write_text(
             "[web]\nenabled = false\n"
             f'[outbound.smtp]\nhost = "127.0.0.1"\nport = {sink_port}\n'
-            "[pipeline]\nacks_per_sender_per_hour = 1000000\n",
+            "[pipeline]\nacks_per_sender_per_hour = 1000000\n"
+            "unidentified_acks_per_hour = 1000000\n",
             encoding="utf-8",
         )
         nothing_ports = [free_port() for _ in range(args.nodes)]

@@ -18,7 +18,7 @@ from classifier.model import (
     MachineKind,
 )
 from classifier.ruleset import RuleSet
-from classifier.text import own_text
+from classifier.text import split_text
 
 # What is read of a text at most: a longer body is a log or an attachment pasted inline, and
 # reading it all would let one message stall the intake (own_text is linear, ~0.3 s/MiB).
@@ -48,7 +48,8 @@ def classify(
     envelope_sender: str | None = None,
 ) -> Classification:
     """Classify one message; every signal comes with the evidence that set it."""
-    document = make_document(subject, own_text(text[:_MAX_RAW_TEXT]), rules)
+    own, footer = split_text(text[:_MAX_RAW_TEXT])
+    document = make_document(subject, own, rules, footer)
     is_mail = channel == MAIL_CHANNEL
     urgent, urgent_evidence = signals.urgency(document, rules)
     tier, tier_evidence = signals.subject_priority(document, rules)

@@ -83,11 +83,24 @@ def _leading(items: list[tuple[Any, Any]], bounded: bool) -> set[str] | None:
 def _run(items: list[tuple[Any, Any]]) -> set[str]:
     runs: set[str] = {""}
     for op, argument in items:
-        chars = _small_class(str(op), argument)
-        if not chars or len(runs) * len(chars) > _MAX_RUNS:
+        # The parser factors a common prefix out of an alternation: "this|the" is "th" and
+        # a branch of "is" and "e". A branch of plain literals continues the runs.
+        pieces = _small_class(str(op), argument) or _literal_branches(str(op), argument)
+        if not pieces or len(runs) * len(pieces) > _MAX_RUNS:
             break
-        runs = {run + char for run in runs for char in chars}
+        runs = {run + piece for run in runs for piece in pieces}
     return runs
+
+
+def _literal_branches(name: str, argument: Any) -> list[str]:
+    if name != "BRANCH":
+        return []
+    words = []
+    for branch in argument[1]:
+        if not branch or any(str(op) != "LITERAL" for op, _ in branch):
+            return []
+        words.append("".join(chr(code) for _, code in branch))
+    return words
 
 
 def _union(sets: list[set[str] | None]) -> set[str] | None:

@@ -38,11 +38,26 @@ _SECTIONS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "severity": (*SEVERITY_LEVELS, CANCEL),
         "category": (*_CATEGORIES, CANCEL),
         "info": MISSING_INFO,
-        "machine": ("auto_reply_subject", "bounce_subject", "auto_reply_text"),
+        "machine": (
+            "auto_reply_subject",
+            "bounce_subject",
+            "auto_reply_text",
+            "bounce_text",
+            "challenge_text",
+            "notification_subject",
+            "notification_text",
+            "bulk_text",
+            "bulk_line",
+            "report_subject",
+        ),
     }
 )
 _TOP_LEVEL = frozenset({"language", "description", *_SECTIONS})
 _SEARCHED = frozenset({"urgent", "explicit_severity", "severity", "category", "info"})
+# Machine-mail kinds matched at the start of the subject, and all those read in the subject
+# alone (not gated: a subject is short); the others are searched for in the text.
+_SUBJECT_START = frozenset({"auto_reply_subject", "bounce_subject"})
+_SUBJECT_ONLY = _SUBJECT_START | {"notification_subject", "report_subject"}
 
 # Subject rules are written as bare words; these wrap them. Reply and forward prefixes are
 # skipped because a reply in the customer's own thread keeps the priority they gave it
@@ -188,7 +203,7 @@ def _rule(source: str, section: str, kind: str, name: str, pattern: str) -> Rule
         folded = rf"(?:{folded})[\s\-]*\Z"
     elif kind == "after":  # ... or starts right after it ("eilt nicht", "naléhavé to není")
         folded = rf"\A[\s\-]*(?:{folded})"
-    elif kind in ("auto_reply_subject", "bounce_subject"):
+    elif kind in _SUBJECT_START:
         folded = f"{_SUBJECT_HEAD}(?:{folded})"
     try:
         compiled = re.compile(folded, re.MULTILINE)
@@ -261,7 +276,7 @@ def _assemble(
     every = [  # the sections RuleGroup.search reads whole messages with
         rule
         for (section, kind), section_rules in rules.items()
-        if section in _SEARCHED or kind == "auto_reply_text"
+        if section in _SEARCHED or (section == "machine" and kind not in _SUBJECT_ONLY)
         for rule in section_rules.values()
     ]
     return RuleSet(
@@ -278,6 +293,14 @@ def _assemble(
         auto_reply_subject=of("machine", "auto_reply_subject"),
         bounce_subject=of("machine", "bounce_subject"),
         auto_reply_text=of("machine", "auto_reply_text"),
+        bounce_text=of("machine", "bounce_text"),
+        challenge_text=of("machine", "challenge_text"),
+        notification_subject=of("machine", "notification_subject"),
+        notification_text=of("machine", "notification_text"),
+        bulk_text=of("machine", "bulk_text"),
+        bulk_line=of("machine", "bulk_line"),
+        report_subject=of("machine", "report_subject"),
+        machine_text=of("machine", "challenge_text", "notification_text", "bulk_text", "bulk_line"),
         anchor_index=AnchorIndex(literal for rule in every for literal in rule.anchors or ()),
         trigger_literals=frozenset(literal for rule in every for literal in rule.triggers or ()),
     )

@@ -61,6 +61,14 @@ class RuleGroup:
         found = cast(re.Match[str], regex.match(text, 0, end))  # the same rules: it matches
         return self.rules[int(str(found.lastgroup)[1:])], found
 
+    def first(self, text: str, end: int) -> tuple[Rule, re.Match[str]] | None:
+        """The leftmost hit in text[:end] (a subject: short, read whole), or None."""
+        if self.any_regex is None or self.any_regex.search(text, 0, end) is None:
+            return None
+        regex = cast(re.Pattern[str], self.regex)  # built with any_regex
+        found = cast(re.Match[str], regex.search(text, 0, end))  # the same rules: it matches
+        return self.rules[int(str(found.lastgroup)[1:])], found
+
     def search(self, text: Scannable, end: int | None = None) -> list[tuple[Rule, re.Match[str]]]:
         """Every hit of the group's rules in a message's text, running only the rules that can
         match: anchored rules where an anchor occurs, triggered rules if a trigger occurs, the rest
@@ -76,7 +84,9 @@ class RuleGroup:
         candidates: dict[tuple[int, int], re.Match[str]] = {}
         for anchor in self.by_anchor.keys() & anchors.keys():
             alternation, orders = self.by_anchor[anchor]
-            for position in anchors[anchor]:
+            for position in anchors[anchor]:  # ascending
+                if position >= stop:
+                    break
                 found = alternation.match(folded, position, stop)
                 if found is not None:
                     candidates[position, orders[found.lastindex]] = found  # type: ignore[index]
@@ -128,6 +138,16 @@ class RuleSet:
     auto_reply_subject: RuleGroup = field(default_factory=RuleGroup)
     bounce_subject: RuleGroup = field(default_factory=RuleGroup)
     auto_reply_text: RuleGroup = field(default_factory=RuleGroup)
+    bounce_text: RuleGroup = field(default_factory=RuleGroup)
+    challenge_text: RuleGroup = field(default_factory=RuleGroup)
+    notification_subject: RuleGroup = field(default_factory=RuleGroup)
+    notification_text: RuleGroup = field(default_factory=RuleGroup)
+    bulk_text: RuleGroup = field(default_factory=RuleGroup)
+    bulk_line: RuleGroup = field(default_factory=RuleGroup)
+    report_subject: RuleGroup = field(default_factory=RuleGroup)
+    # challenge_text, notification_text, bulk_text and bulk_line as one group: one pass over
+    # a message's text finds them all (each hit's rule kind says which it is)
+    machine_text: RuleGroup = field(default_factory=RuleGroup)
     anchor_index: AnchorIndex = field(default_factory=lambda: AnchorIndex(()))
     trigger_literals: frozenset[str] = frozenset()
 

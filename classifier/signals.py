@@ -51,7 +51,7 @@ Hit = tuple[Rule, re.Match[str]]
 
 def hits(document: Document, group: RuleGroup, rules: RuleSet) -> Iterator[Hit]:
     """The group's hits that are neither inside a cancel span nor negated in their clause."""
-    for rule, match in group.search(document):
+    for rule, match in group.search(document, document.own_end):
         if rule.kind != CANCEL and not negated(document.folded, match, rules):
             yield rule, match
 
@@ -160,7 +160,7 @@ def missing_info(document: Document, rules: RuleSet) -> tuple[tuple[str, ...], l
     missing: list[str] = []
     evidence: list[Evidence] = []
     for key in MISSING_INFO:
-        found = rules.info[key].search(document)
+        found = rules.info[key].search(document, document.own_end)
         hit = found[0] if found else None
         if hit is None:
             missing.append(key)

@@ -23,16 +23,16 @@ from classifier.folding import normalize, strip_marks
 
 # Every pattern runs on folded text: lower case, no diacritics ("původní" -> "puvodni"),
 # "ß" kept as is.
-_SEPARATOR = (
+# Where earlier mail starts: an "Original Message" or forward separator (also history).
+_HISTORY_SEPARATOR = (
     r"^[ \t]*-{2,}[ \t]*(?:original message|puvodni zprava|ursprungliche nachricht"
     r"|message d'origine|mensaje original|oorspronkelijk bericht|messaggio originale"
     r"|wiadomosc oryginalna|forwarded message|preposlana zprava|weitergeleitete nachricht"
     r"|message transfere|mensaje reenviado|doorgestuurd bericht)[ \t]*-*"
     r"|^[ \t]*(?:begin forwarded message|anfang der weitergeleiteten (?:nachricht|e-mail)"
     r"|zacatek preposlane zpravy|debut du message reexpedie)[ \t]*:"
-    r"|^[ \t]*_{5,}[ \t]*$"
-    r"|^--[ \t]?$"
 )
+_SEPARATOR = r"^[ \t]*_{5,}[ \t]*$|^--[ \t]?$"
 # Outlook's quoted header block: a "From:" line and, within three lines, "Sent:"/"To:"/...
 _OUTLOOK_HEADER = (
     r"^[ \t>*]*(?:from|von|od|de|van|da|fra|fran|wiadomosc od)[ \t*]*:[^\n]*\n"
@@ -85,7 +85,8 @@ _SIGN_OFF = (
 # `re` gives up on a position inside a line after one test instead of one per alternative
 # (4x faster; the matches are the same).
 _CUTS = (
-    rf"(?P<cut>{_SEPARATOR}|{_OUTLOOK_HEADER}|{_MOBILE_FOOTER}|{_DISCLAIMER})"
+    rf"(?P<history>{_HISTORY_SEPARATOR}|{_OUTLOOK_HEADER})"
+    rf"|(?P<cut>{_SEPARATOR}|{_MOBILE_FOOTER}|{_DISCLAIMER})"
     rf"|(?P<sign_off>{_SIGN_OFF})"
 )
 _CUT = re.compile(rf"^(?:{_CUTS})", re.MULTILINE)
@@ -109,29 +110,52 @@ _NEXT_CONTENT = re.compile(r"\s*(\S)")
 _ATTRIBUTION_HINT = re.compile(r"[\d@]")
 
 
+# What is kept of the text between the own text and the quoted history: its end, where
+# signatures, disclaimers and a mailer's footer ("unsubscribe", "do not reply") sit.
+_MAX_FOOTER = 4_096
+
+
 def own_text(text: str) -> str:
     """The request's own text: quotes, attributions, signatures and disclaimers removed."""
+    return split_text(text)[0]
+
+
+def split_text(text: str) -> tuple[str, str]:
+    """The own text, and the footer: what follows it before any quoted or forwarded mail
+    (signature, disclaimer, a mailer's footer), at most its last 4 Ki characters, quoted
+    lines removed. Machine-mail rules read the footer; the request's signals never do."""
     original = normalize(text.replace("\r\n", "\n").replace("\r", "\n"))
     folded = strip_marks(original).lower()
-    end, drops = _cut(folded)
-    drops.extend(match.span() for match in _DROPPED_LINE.finditer(folded, 0, end))
+    end, history, drops = _cut(folded)
+    drops.extend(match.span() for match in _DROPPED_LINE.finditer(folded, 0, history))
     drops.sort()
+    own = _kept(original, 0, end, drops).strip()
+    footer = _kept(original, end, history, drops).strip()
+    return own, footer[-_MAX_FOOTER:].lstrip()
+
+
+def _kept(original: str, start: int, stop: int, drops: list[tuple[int, int]]) -> str:
+    """original[start:stop] without the dropped spans."""
     parts: list[str] = []
-    position = 0
-    for start, stop in drops:
-        if start >= position:  # a quoted attribution line is also a quoted line: drop once
-            parts.append(original[position:start])
-        position = max(position, stop)
-    parts.append(original[position:end])
-    return "".join(parts).strip()
+    position = start
+    for begin, finish in drops:
+        if finish <= position or begin >= stop:
+            continue  # a quoted attribution line is also a quoted line: drop once
+        if begin > position:
+            parts.append(original[position:begin])
+        position = max(position, finish)
+    parts.append(original[position:stop])
+    return "".join(parts)
 
 
-def _cut(folded: str) -> tuple[int, list[tuple[int, int]]]:
-    """Where the own text ends, and the attribution lines above quotes to drop before it."""
+def _cut(folded: str) -> tuple[int, int, list[tuple[int, int]]]:
+    """Where the own text ends, where quoted or forwarded mail starts, and the attribution
+    lines above quotes to drop before that."""
     first_line_end = _first_line_end(folded)
     dropped: list[tuple[int, int]] = []
     has_verb = any(verb in folded for verb in _ATTRIBUTION_VERBS)
     cut = _CUT_WITH_ATTRIBUTION if has_verb else _CUT
+    end: int | None = None
     for match in cut.finditer(folded):
         kind = match.lastgroup
         if kind == "sign_off" and match.start() < first_line_end:
@@ -143,8 +167,11 @@ def _cut(folded: str) -> tuple[int, list[tuple[int, int]]]:
             if following is not None and following.group(1) == ">":
                 dropped.append(match.span())  # quotes follow: drop them line by line
                 continue
-        return match.start(), dropped
-    return len(folded), dropped
+        if end is None:
+            end = match.start()
+        if kind in ("history", "attribution"):
+            return end, match.start(), dropped
+    return (len(folded) if end is None else end), len(folded), dropped
 
 
 def _first_line_end(folded: str) -> int:

@@ -43,6 +43,12 @@ class ContactsSettings(_Section):
 class PipelineSettings(_Section):
     follow_up_window_hours: float = Field(default=24, gt=0)
     acks_per_sender_per_hour: int = Field(default=5, ge=0)
+    # All acknowledgements to unidentified senders together, per hour and process; 0: none.
+    unidentified_acks_per_hour: int = Field(default=30, ge=0)
+    # Endorsement requests to a nominated contact: one digest per organization and period,
+    # listing at most this many (the rest are counted).
+    endorsement_digest_minutes: float = Field(default=15, gt=0)
+    endorsement_digest_entries: int = Field(default=20, ge=1)
     # An address that bounced hard gets no automatic mail for this long.
     suppress_after_bounce_days: float = Field(default=30, ge=0)
     templates_dir: Path | None = None  # overrides any of intake/outbox/templates/*.j2 by name
@@ -253,6 +259,18 @@ class SesSettings(_Section):
     max_request_bytes: int = Field(default=1_048_576, ge=1024)  # SNS messages are <= 256 KB
 
 
+class SpamSettings(_Section):
+    """An optional spam engine (intake.spam): mail over `threshold` is kept as machine mail
+    (kind spam), never acknowledged; when the engine is away, intake goes on without it."""
+
+    engine: Literal["none", "spamassassin"] = "none"
+    host: str = "127.0.0.1"  # spamd's address
+    port: int = Field(default=783, ge=1, le=65535)
+    threshold: float = 5.0  # SpamAssassin's score at or over which mail is spam
+    timeout_seconds: float = Field(default=5, gt=0)  # then the verdict is "unavailable"
+    max_bytes: int = Field(default=512_000, ge=1)  # larger mail is not sent (as spamc does)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="forbid", frozen=True)
 
@@ -275,6 +293,7 @@ class Settings(BaseSettings):
     postmark: PostmarkSettings = PostmarkSettings()
     sendgrid: SendgridSettings = SendgridSettings()
     ses: SesSettings = SesSettings()
+    spam: SpamSettings = SpamSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -41,6 +41,21 @@ class Authenticity:
     evidence: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class SpamVerdict:
+    """What a spam engine said of one message (`intake.spam`).
+
+    `verdict` is "spam" (over the threshold), "ham", or "unavailable" (the engine was away,
+    slow or confused: intake goes on without it and the decision record says so).
+    """
+
+    verdict: str
+    engine: str
+    score: float | None = None
+    threshold: float | None = None
+    detail: str = ""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InboundMessage:
     """One request as it came off a wire, normalized; `raw` keeps the original bytes."""
@@ -65,6 +80,7 @@ class InboundMessage:
     authenticity: Authenticity = field(default_factory=Authenticity)
     raw: bytes = b""
     extra: dict[str, Any] = field(default_factory=dict)  # channel facts kept on the ticket
+    spam: SpamVerdict | None = None  # set before the pipeline when a spam engine is configured
 
 
 class ReceiptStatus(StrEnum):

@@ -328,3 +328,21 @@ class WebhookToken(Base):
     token: Mapped[str] = mapped_column(String(128), primary_key=True)
     digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of the message, hex
     seen_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class EndorsementRequest(Base):
+    """A request its organization's nominated contact is asked to endorse, in the next digest
+    (one per organization and period: their inbox is not flooded). `digest_at` is when a
+    digest covered it; null while it waits."""
+
+    __tablename__ = "endorsement_requests"
+    __table_args__ = (Index("ix_endorsement_requests_pending", "organization_id", "digest_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    requester: Mapped[str] = mapped_column(String(320))  # our contact's name, or the address
+    channel: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(Text)  # "" when the sender is not authenticated
+    created_at: Mapped[datetime]
+    digest_at: Mapped[datetime | None]

@@ -109,6 +109,7 @@ async def count_organization_tickets(
             Ticket.organization_id == organization_id,
             Ticket.received_at >= begin,
             Ticket.received_at < end,
+            Ticket.status != "machine",  # machine mail is no request: it uses no quota
         )
     )
     return count or 0
@@ -216,6 +217,7 @@ class TicketFilter:
     channel: str | None = None
     organization: str | None = None  # the organization's name
     priority: str | None = None
+    status: str | None = None  # e.g. "machine": mail kept out of the open queue
     assignee: str | None = None  # an agent's email; "" for unassigned tickets
 
     def conditions(self) -> list[ColumnElement[bool]]:
@@ -231,6 +233,8 @@ class TicketFilter:
             found.append(Organization.name == self.organization)
         if self.priority is not None:
             found.append(Ticket.priority == self.priority)
+        if self.status is not None:
+            found.append(Ticket.status == self.status)
         return found
 
 

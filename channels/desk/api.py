@@ -69,10 +69,12 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
+# `machine`: machine mail, kept out of the open queue (CONTRACTS section 1).
+Status = Literal["open", "on_hold", "resolved", "closed", "merged", "machine"]
 MAX_BODY_BYTES = 16 * 1024  # an update is a few dozen bytes
 DEFAULT_LIMIT, MAX_LIMIT = 100, 500
 _LIST_PARAMS = frozenset(
-    {"open", "overdue", "channel", "organization", "priority", "limit", "offset"}
+    {"open", "overdue", "channel", "organization", "priority", "limit", "offset", "status"}
 )
 _HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 _BEARER = HTTPBearer(
@@ -108,7 +110,7 @@ class Ticket(BaseModel):
     priority: str
     severity: int | None = Field(ge=1, le=4)
     category: str
-    status: str = Field(description="open | on_hold | resolved | closed (and later additions)")
+    status: str = Field(description="open | on_hold | resolved | closed | merged | machine")
     received_at: Time
     first_response_due: MaybeTime
     resolution_due: MaybeTime
@@ -596,6 +598,9 @@ class AgentApi:
                 str | None, Query(description="The organization's name, exactly.")
             ] = None,
             priority: str | None = None,
+            status: Annotated[
+                Status | None, Query(description="Only tickets of this status, e.g. machine.")
+            ] = None,
             limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
             offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
         ) -> dict[str, Any]:
@@ -606,7 +611,7 @@ class AgentApi:
                 self.sessions,
                 only_open=open,
                 overdue_at=self.clock() if overdue else None,
-                where=QueueFilter(channel, organization, priority),
+                where=QueueFilter(channel, organization, priority, status),
                 limit=limit,
                 offset=offset,
             )

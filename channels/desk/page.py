@@ -59,7 +59,7 @@ SESSION_COOKIE = "intake_session"
 LOGIN_COOKIE = "intake_login_csrf"
 MAX_ROWS = 200  # the page shows this many; the API pages through more
 MAX_LOGIN_BODY = 8 * 1024
-SHOWS = ("open", "overdue", "all")
+SHOWS = ("open", "overdue", "all", "machine")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'",
@@ -123,6 +123,7 @@ class Filters:
             channel=self.channel or None,
             organization=self.organization or None,
             priority=self.priority or None,
+            status="machine" if self.show == "machine" else None,
         )
 
 

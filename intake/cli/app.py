@@ -17,6 +17,8 @@ from intake.config import Settings
 from intake.outbox import acks
 from intake.outbox.notices import NoticeOptions, Notifier
 from intake.pipeline.pipeline import Pipeline, PipelineOptions
+from intake.spam.checker import SpamChecker
+from intake.spam.spamassassin import SpamAssassin
 from storage import db
 from storage.keys import thread_secret
 
@@ -48,6 +50,7 @@ def notice_options(settings: Settings) -> NoticeOptions:
         mailbox=settings.outbound.smtp.from_address.lower(),
         our_domains=frozenset(d.lower() for d in settings.smtp.domains),
         acks_per_sender_per_hour=settings.pipeline.acks_per_sender_per_hour,
+        unidentified_acks_per_hour=settings.pipeline.unidentified_acks_per_hour,
         notify_emails=tuple(settings.notify.emails),
         notify_telegram=tuple(settings.notify.telegram_chat_ids),
     )
@@ -78,4 +81,15 @@ async def build_pipeline(
             require_authentication=settings.authentication.require_authentication,
         ),
         notifier=notifier,
+        spam=spam_checker(settings),
     )
+
+
+def spam_checker(settings: Settings) -> SpamChecker | None:
+    """The configured spam engine (`[spam] engine`), or None."""
+    spam = settings.spam
+    if spam.engine == "spamassassin":
+        return SpamAssassin(
+            spam.host, spam.port, spam.threshold, spam.timeout_seconds, max_bytes=spam.max_bytes
+        )
+    return None

@@ -13,6 +13,7 @@ import signal
 import ssl
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from importlib import resources
 
 from sqlalchemy import text
@@ -39,6 +40,8 @@ from intake.errors import ConfigError
 from intake.messages import Channel, Intake, Replier
 from intake.outbox import acks
 from intake.outbox.delivery import Deliverer
+from intake.outbox.endorsements import EndorsementDigests
+from intake.outbox.notices import Notifier
 from intake.ratelimit import RateLimiter, limited
 from intake.redact import redact_logs, secrets_of
 from storage.locks import leadership
@@ -182,6 +185,20 @@ class Service:
             on_alert=self.metrics.sla_alert,
         )
         self._watching: asyncio.Task[None] | None = None
+        # Endorsement requests go out as one digest per organization and period.
+        pipeline = settings.pipeline
+        self.digests = EndorsementDigests(
+            storage.sessions,
+            Notifier(
+                notice_options(settings),
+                self.secret,
+                acks.environment(pipeline.templates_dir),
+                utc_now,
+            ),
+            period=timedelta(minutes=pipeline.endorsement_digest_minutes),
+            max_entries=pipeline.endorsement_digest_entries,
+        )
+        self._digesting: asyncio.Task[None] | None = None
         self._unredact: Callable[[], None] | None = None
 
     async def start(self) -> None:
@@ -238,6 +255,7 @@ class Service:
             await channel.start(self.intake)
         self._delivering = asyncio.create_task(self.deliverer.run(self.stopping))
         self._watching = asyncio.create_task(self.watcher.run(self.stopping))
+        self._digesting = asyncio.create_task(self.digests.run(self.stopping))
 
     def problems(self) -> list[str]:
         """What /healthz names beside the database: channels that need an administrator."""
@@ -257,6 +275,8 @@ class Service:
             await self._delivering
         if self._watching is not None:
             await self._watching
+        if self._digesting is not None:
+            await self._digesting
         await self.smtp_replier.aclose()
         if self.twilio_replier is not None:
             await self.twilio_replier.aclose()

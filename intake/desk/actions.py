@@ -37,6 +37,7 @@ class Action(StrEnum):
     REOPEN = "reopen"
     HOLD = "hold"
     CLOSE = "close"
+    REQUEST = "request"  # machine mail that is a request after all: it gets its deadlines
 
 
 # The event each action writes (past tense: what happened to the ticket).
@@ -46,6 +47,7 @@ EVENT_KINDS = {
     Action.REOPEN: "reopened",
     Action.HOLD: "on_hold",
     Action.CLOSE: "closed",
+    Action.REQUEST: "requested",
 }
 CHANGED = "changed"
 
@@ -70,6 +72,11 @@ class Outcome:
 def transition(ticket: TicketForUpdate, action: Action, now: datetime) -> Outcome | None:
     """What `action` does to `ticket` at `now`; None when it is already done (idempotent)."""
     status = ticket.status
+    if action is Action.REQUEST:
+        raise ValueError("Action.REQUEST needs the ticket's policy: see as_request")
+    if status == "machine" and action in (Action.REOPEN, Action.HOLD):
+        # Open or waiting would put it in the queue without deadlines.
+        raise StatusConflictError("the ticket is machine mail; make it a request first")
     if action is Action.FIRST_RESPONSE:
         if ticket.first_response_at is not None:
             return None
@@ -101,6 +108,38 @@ def transition(ticket: TicketForUpdate, action: Action, now: datetime) -> Outcom
         {"status": "on_hold", "on_hold_at": now},
         {"from": status, "policy": ticket.policy, "rule": "hold allowed under every policy"},
     )
+
+
+def as_request(ticket: TicketForUpdate, policy: Policy, now: datetime) -> Outcome | None:
+    """Machine mail an agent turns into a request: open, with the deadlines its priority and
+    plan give, computed from the original receipt (as a new ticket would have had them)."""
+    if ticket.status != "machine":
+        return None  # a request already
+    columns: dict[str, Any] = {"status": "open"}
+    decision = dict(ticket.decision)
+    contact = decision.get("contact") or {}
+    unidentified = contact.get("status") == "unidentified"
+    if ticket.plan is not None and (not unidentified or policy.unidentified_sla):
+        due = compute_deadlines(policy, ticket.plan, ticket.priority, ticket.received_at,
+                                ticket.region)  # fmt: skip
+        columns.update(
+            clock_starts=due.clock_starts,
+            first_response_due=due.first_response_due,
+            resolution_due=due.resolution_due,
+        )
+        flags = [f for f in ticket.flags if f != "on_call"]
+        columns["flags"] = [*flags, "on_call"] if due.on_call else flags
+        decision["deadlines"] = list(due.explanation)
+    else:
+        decision["deadlines"] = ["no SLA for this sender"]
+    decision["requested"] = {"at": now.isoformat(), "machine": decision.get("machine")}
+    columns["decision"] = decision
+    details = {
+        "from": "machine",
+        "first_response_due": iso_time(columns.get("first_response_due")),
+        "resolution_due": iso_time(columns.get("resolution_due")),
+    }
+    return Outcome(columns, details)
 
 
 def _check_values(policy: Policy, priority: str | None, severity: object) -> None:
@@ -191,7 +230,10 @@ async def act(
     """Apply `action` in one transaction; False when it was already done (no event then)."""
     async with storage_errors(), sessions.begin() as session:
         ticket = await _locked(session, ticket_id)
-        outcome = transition(ticket, action, now)
+        if action is Action.REQUEST:
+            outcome = as_request(ticket, load_policy(ticket.policy), now)
+        else:
+            outcome = transition(ticket, action, now)
         if outcome is None:
             return False
         await tickets.update_ticket(session, ticket_id, **outcome.columns)
@@ -241,6 +283,7 @@ class QueueFilter:
     channel: str | None = None
     organization: str | None = None  # the organization's name
     priority: str | None = None
+    status: str | None = None  # e.g. "machine"
     assignee: str | None = None  # an agent's email ("Mine"); "" for "Unassigned"
 
 
@@ -258,7 +301,8 @@ async def ticket_rows(
         found = await tickets.list_tickets(
             session, only_open=only_open, overdue_at=overdue_at, limit=limit,
             where=tickets.TicketFilter(
-                where.channel, where.organization, where.priority, where.assignee
+                where.channel, where.organization, where.priority, where.status,
+                where.assignee,
             ),
             offset=offset,
         )  # fmt: skip

@@ -69,7 +69,8 @@ def message_entry(
     if m.direction == "report":
         kind = "machine"  # a delivery report about one of our notices
     elif kind not in ("reply", "note"):
-        kind = "machine" if machine else "customer"
+        # The ticket is machine mail, or this message was (the pipeline notes its kind).
+        kind = "machine" if machine or m.extra.get("machine") else "customer"
     delivery: tuple[str | None, str | None] = (None, None)
     if kind == "reply":
         notice = notices.get(int(m.extra.get("outbox_id") or 0))

@@ -124,8 +124,11 @@ def render_ack(
     decision: Decision,
     support_end: str | None,
     by_mail: bool = True,
+    quote: bool = True,
 ) -> Rendered:
-    """`by_mail`: the acknowledgement goes out by email, so replies have a subject line."""
+    """`by_mail`: the acknowledgement goes out by email, so replies have a subject line.
+    `quote`: it may repeat what the sender wrote (their subject); False for a sender we
+    cannot identify, whose From may be forged."""
     plan = policy.plans[decision.plan]
     deadlines = decision.deadlines
     context: dict[str, Any] = {
@@ -153,9 +156,11 @@ def render_ack(
         "by_mail": by_mail,
         "urgent_hint": policy.priorities.urgent is not None
         or "urgent" in policy.priorities.subject_prefixes,
+        "quote": quote,  # templates show `subject` (the sender's words) only where it is True
+        "subject": " ".join(subject.split())[:200] if quote else "",
     }
     return Rendered(
-        subject=_subject(reference, subject),
+        subject=_subject(reference, subject if quote else ""),
         text=env.get_template("ack.txt.j2").render(context),
         html=env.get_template("ack.html.j2").render(context),
     )
@@ -182,6 +187,28 @@ def render_endorse(
         subject=" ".join(subject.split())[:200],
     )
     return Rendered(subject=f"[{reference}] Please confirm a support request", text=text)
+
+
+def render_endorse_digest(
+    env: Environment,
+    *,
+    name: str,
+    organization: str,
+    entries: list[dict[str, Any]],
+    more: int,
+    period_minutes: int,
+) -> Rendered:
+    """One mail to a nominated contact listing the requests that wait for their endorsement."""
+    count = len(entries) + more
+    text = env.get_template("endorse_digest.txt.j2").render(
+        name=name, organization=organization, entries=entries, more=more, count=count,
+        period_minutes=period_minutes,
+    )  # fmt: skip
+    if count == 1:
+        subject = f"[{entries[0]['reference']}] Please confirm a support request"
+    else:
+        subject = f"{count} support requests from {organization} await your endorsement"
+    return Rendered(subject=" ".join(subject.split())[:250], text=text)
 
 
 def render_alert(env: Environment, *, reasons: list[str], **context: Any) -> Rendered:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,9 +22,9 @@ from intake.messages import ChannelKind, InboundMessage
 from intake.outbox import acks
 from intake.pipeline import references
 from intake.pipeline.batch_reads import BatchReads
-from intake.pipeline.decide import Decision, Identity, add_months
+from intake.pipeline.decide import ContactStatus, Decision, Identity, add_months
 from intake.policy.model import Policy
-from storage import outbox, suppressions
+from storage import endorsements, outbox, suppressions
 from storage.contacts import ContactRow
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,9 @@ class NoticeOptions:
     mailbox: str  # our address: acknowledgements come from it, replies go to it
     our_domains: frozenset[str] = frozenset()
     acks_per_sender_per_hour: int = 5
+    # All acknowledgements to senders we cannot identify, together (0: none): a flood of
+    # forged Froms cannot make us a reflector beyond this.
+    unidentified_acks_per_hour: int = 30
     notify_emails: tuple[str, ...] = ()
     notify_telegram: tuple[int, ...] = ()
 
@@ -48,6 +52,11 @@ class Notifier:
     secret: bytes
     templates: Environment
     clock: Callable[[], datetime]
+    # When this process queued its last acknowledgements to unidentified senders (see
+    # `_unidentified_budget`).
+    _unidentified_acks: deque[datetime] = field(
+        default_factory=deque, init=False, repr=False, compare=False
+    )
 
     async def new_ticket(
         self,
@@ -63,7 +72,7 @@ class Notifier:
         """Queue what a new ticket sends: `nominees` are asked to endorse it, if flagged."""
         reference = references.format_reference(ticket_id)
         rendered = self._render_ack(ticket_id, message, identity, found, policy, decision)
-        why_not = await self.no_ack_reason(session, message, found)
+        why_not = await self.no_ack_reason(session, message, found, identity)
         if why_not is None:
             await self._enqueue(
                 session,
@@ -77,9 +86,7 @@ class Notifier:
         else:
             log.info("no acknowledgement for %s: %s", reference, why_not)
         if nominees:
-            await self._endorse(
-                session, ticket_id, message, nominees, identity.organization or "", rendered.text
-            )
+            await self._request_endorsement(session, ticket_id, message, identity)
         reasons = _alert_reasons(found, decision)
         if reasons:
             deadlines = decision.deadlines
@@ -104,12 +111,21 @@ class Notifier:
             )
 
     async def no_ack_reason(
-        self, session: AsyncSession, message: InboundMessage, found: Classification
+        self,
+        session: AsyncSession,
+        message: InboundMessage,
+        found: Classification,
+        identity: Identity | None = None,
     ) -> str | None:
-        """Why this sender must not get an acknowledgement (never answer a machine)."""
+        """Why this sender must not get an acknowledgement (never answer a machine, never be
+        a reflector). Counts the acknowledgement against the budgets when there is none."""
         recipient = (message.reply_to or message.sender).lower()
         if found.auto_generated:
             return f"machine mail ({found.machine_kind})"
+        if identity is not None and identity.sender_check.verdict == "fail":
+            # The From is forged, or at least not the writer's: answering it reflects mail
+            # to whoever the forger named.
+            return "the sender failed authentication"
         if message.envelope_sender == "":
             return "null envelope sender"
         if any(name.lower() == acks.LOOP_HEADER.lower() for name, _ in message.headers):
@@ -127,7 +143,28 @@ class Notifier:
             sent = await outbox.notices_to(session, recipient, since)
         if sent >= self.options.acks_per_sender_per_hour:
             return "rate limit for this sender"
+        by_mail = (message.ack_channel or message.channel) is ChannelKind.EMAIL
+        if by_mail and identity is not None and identity.status == ContactStatus.UNIDENTIFIED:
+            # A From (or a form's address) names anyone; a chat sender is who the network says.
+            if not self._unidentified_budget():
+                return "hourly budget of acknowledgements to unidentified senders used up"
         return None
+
+    def _unidentified_budget(self) -> bool:
+        """Take one acknowledgement to an unidentified sender from this hour's budget.
+
+        Per process, in memory, as intake.ratelimit's limits are (several nodes send at most
+        nodes x budget). A batch that rolls back has used its share: erring towards silence.
+        """
+        limit = self.options.unidentified_acks_per_hour
+        now = self.clock()
+        sent = self._unidentified_acks
+        while sent and sent[0] <= now - timedelta(hours=1):
+            sent.popleft()
+        if len(sent) >= limit:
+            return False
+        sent.append(now)
+        return True
 
     async def _is_suppressed(self, session: AsyncSession, address: str) -> bool:
         now = self.clock()
@@ -198,6 +235,9 @@ class Notifier:
             decision=decision,
             support_end=support_end,
             by_mail=(message.ack_channel or message.channel) is ChannelKind.EMAIL,
+            # Mail to someone we cannot identify may go to a forged address: it must not carry
+            # the forger's words (a reflected spam subject) to them.
+            quote=identity.status != ContactStatus.UNIDENTIFIED and not identity.unverified,
         )
 
     def _mail_payload(
@@ -219,37 +259,77 @@ class Notifier:
             "reply_to": references.reply_address(self.secret, ticket_id, self.options.mailbox),
         }
 
-    async def _endorse(
+    async def _request_endorsement(
+        self, session: AsyncSession, ticket_id: int, message: InboundMessage, identity: Identity
+    ) -> None:
+        """Put the ticket on its organization's next endorsement digest (intake.outbox.
+        endorsements), if the sender is one we may name to the nominated contact: one that
+        passed authentication or is a contact of ours. What it wrote is quoted only when it
+        passed: a known address proves nothing by itself."""
+        check = identity.sender_check.verdict
+        if identity.organization_id is None or identity.unverified:
+            return
+        if check != "pass" and identity.contact_id is None:
+            log.info("no endorsement request for ticket %s: sender not authenticated", ticket_id)
+            return
+        await endorsements.add_request(
+            session,
+            organization_id=identity.organization_id,
+            ticket_id=ticket_id,
+            requester=identity.contact_name or message.sender,
+            channel=str(message.channel),
+            subject=" ".join(message.subject.split())[:200] if check == "pass" else "",
+            now=self.clock(),
+        )
+
+    async def endorsement_digest(
         self,
         session: AsyncSession,
-        ticket_id: int,
-        message: InboundMessage,
-        nominees: list[ContactRow],
         organization: str,
-        acknowledgement: str,
-    ) -> None:
+        nominees: list[ContactRow],
+        entries: list[endorsements.PendingEndorsement],
+        *,
+        more: int,
+        period: timedelta,
+    ) -> int:
+        """Queue one digest of `entries` (and `more` not listed) to each nominee with an
+        address that has not bounced; how many were queued."""
+        if not entries:
+            return 0
+        listed = [
+            {
+                "reference": references.format_reference(e.ticket_id),
+                "requester": e.requester,
+                "channel_text": acks.CHANNEL_TEXT.get(e.channel, e.channel),
+                "received": e.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+                "subject": e.subject,
+            }
+            for e in entries
+        ]
+        queued = 0
         for nominee in nominees:
             if nominee.email is None or await self._is_suppressed(session, nominee.email):
                 continue
-            rendered = acks.render_endorse(
-                self.templates,
-                reference=references.format_reference(ticket_id),
-                subject=message.subject,
-                nominee=nominee.name,
-                requester=message.sender_name or message.sender,
-                organization=organization,
-                channel=message.channel,
-                acknowledgement=acknowledgement,
-            )
+            rendered = acks.render_endorse_digest(
+                self.templates, name=nominee.name, organization=organization, entries=listed,
+                more=more, period_minutes=round(period.total_seconds() / 60),
+            )  # fmt: skip
+            single = entries[0].ticket_id if len(entries) + more == 1 else None
+            if single is not None:  # a reply to it threads to its ticket, as before
+                payload = self._mail_payload(single, rendered, None)
+            else:
+                payload = {"subject": rendered.subject, "text": rendered.text, "html": ""}
             await self._enqueue(
                 session,
-                ticket_id=ticket_id,
+                ticket_id=entries[0].ticket_id,
                 kind="endorse",
                 channel="email",
                 recipient=nominee.email,
-                payload=self._mail_payload(ticket_id, rendered, None),
+                payload=payload,
                 now=self.clock(),
             )
+            queued += 1
+        return queued
 
     async def alert(
         self, session: AsyncSession, ticket_id: int, reasons: list[str], context: dict[str, Any]

@@ -18,7 +18,7 @@ from datetime import date, datetime
 from typing import Any
 
 from classifier import Classification
-from intake.messages import Authenticity, ChannelKind
+from intake.messages import Authenticity, ChannelKind, SpamVerdict
 from intake.policy.model import Deadlines, Plan, Policy, compute_deadlines
 
 
@@ -210,3 +210,38 @@ def decide(
             "unverified": identity.unverified,
         }
     return Decision(priority, severity, plan.name, tuple(flags), deadlines, record)
+
+
+# What a machine-mail ticket says instead of deadlines (CONTRACTS 1: machine mail is not a request).
+MACHINE_RULE = "machine mail is not a request"
+
+
+def machine_kind(found: Classification, spam: SpamVerdict | None) -> str | None:
+    """Why this message is machine mail (the classifier's kind, or "spam" over the spam
+    engine's threshold), or None for a request."""
+    if spam is not None and spam.verdict == "spam":
+        return "spam"
+    if found.auto_generated:
+        return str(found.machine_kind or "machine")
+    return None
+
+
+def as_machine(decision: Decision, kind: str) -> Decision:
+    """`decision` for machine mail: kept for agents to see, but no deadlines and no on-call."""
+    flags = tuple(f for f in decision.flags if f != "on_call")
+    record = dict(decision.record)
+    record.update(
+        flags=list(flags),
+        machine={"kind": kind, "rule": MACHINE_RULE},
+        deadlines=[f"{MACHINE_RULE} ({kind}): no deadlines, no acknowledgement, no alerts"],
+    )
+    return replace(decision, flags=flags, deadlines=None, record=record)
+
+
+def spam_record(spam: SpamVerdict | None) -> dict[str, Any]:
+    """The spam engine's say in the decision record: `spam` is "spam", "ham" or "unavailable"."""
+    if spam is None:
+        return {}
+    check: dict[str, Any] = {"engine": spam.engine, "score": spam.score}
+    check.update(threshold=spam.threshold, detail=spam.detail)
+    return {"spam": spam.verdict, "spam_check": check}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,11 +24,20 @@ from intake.outbox.bounces import delivery_reports
 from intake.outbox.notices import Notifier, first_line
 from intake.pipeline import references
 from intake.pipeline.batch_reads import BatchReads, read_batch
-from intake.pipeline.decide import Identity, decide, support_period, verified_identity
+from intake.pipeline.decide import (
+    Identity,
+    as_machine,
+    decide,
+    machine_kind,
+    spam_record,
+    support_period,
+    verified_identity,
+)
 from intake.pipeline.group_commit import Finish, GroupCommit
 from intake.pipeline.identify import candidates, identify, mail_domains
 from intake.policy.files import load_policy
 from intake.policy.model import Policy, compute_deadlines
+from intake.spam.checker import SpamChecker, screened
 from storage import contacts, suppressions, tickets
 
 log = logging.getLogger(__name__)
@@ -56,6 +65,7 @@ class Pipeline:
     rules: RuleSet
     options: PipelineOptions
     notifier: Notifier
+    spam: SpamChecker | None = None  # asked before the transaction, never inside it
     group: GroupCommit = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -64,6 +74,7 @@ class Pipeline:
         object.__setattr__(self, "group", group)
 
     async def __call__(self, message: InboundMessage) -> Receipt:
+        message = await screened(message, self.spam)
         try:
             return await self.group.submit(message)
         except IntegrityError:
@@ -138,13 +149,24 @@ class Pipeline:
             report = await self._bounce(session, message)
             if report is not None:
                 return report
+        machine = machine_kind(found, message.spam)
+        if machine is not None or message.spam is not None:
+            # Kept on the stored message, so an agent sees why it asked for nothing.
+            extra = {"machine": machine} if machine else {}
+            if message.spam is not None:
+                extra["spam"] = message.spam.verdict
+            message = replace(message, extra={**message.extra, **extra})
         thread = await _unmerged(session, await self._thread(session, message, identity))
         if thread is not None:
-            await self._follow_up(session, thread, message, found)
+            if machine is not None:
+                # Machine mail answering a ticket of ours joins it and changes nothing else.
+                await _store_message(session, thread.id, message)
+            else:
+                await self._follow_up(session, thread, message, found)
             return Receipt(
                 ReceiptStatus.FOLLOW_UP, thread.id, references.format_reference(thread.id)
             )
-        ticket_id = await self._open(session, message, identity, found)
+        ticket_id = await self._open(session, message, identity, found, machine)
         return Receipt(ReceiptStatus.ACCEPTED, ticket_id, references.format_reference(ticket_id))
 
     async def _thread(
@@ -225,11 +247,12 @@ class Pipeline:
     ) -> None:
         await _store_message(session, ticket.id, message)
         changes: dict[str, Any] = {"last_message_at": message.received_at}
-        if ticket.status != "open":
+        if ticket.status not in ("open", "machine"):  # machine mail waits for an agent
             # The customer answered: back in the queue, no longer waiting for them.
             changes.update(status="open", on_hold_at=None)
         policy = load_policy(ticket.policy)
-        raised = _raised_priority(policy, ticket, found)
+        # Machine mail has no deadlines to raise until an agent makes it a request.
+        raised = None if ticket.status == "machine" else _raised_priority(policy, ticket, found)
         if raised is not None and ticket.plan is not None:
             deadlines = compute_deadlines(policy, ticket.plan, raised, ticket.received_at)
             decision = dict(ticket.decision)
@@ -277,6 +300,7 @@ class Pipeline:
         message: InboundMessage,
         identity: Identity,
         found: Classification,
+        machine: str | None = None,
     ) -> int:
         policy_ref = identity.policy or self.options.default_policy
         policy = load_policy(policy_ref)
@@ -284,9 +308,16 @@ class Pipeline:
         decision = decide(
             policy, identity, message.channel, found, message.received_at, tickets_in_period=used
         )
+        if machine is not None:
+            decision = as_machine(decision, machine)
+        decision.record.update(spam_record(message.spam))
         deadlines = decision.deadlines
         nominees = []
-        if "not_nominated" in decision.flags and identity.organization_id is not None:
+        if (
+            machine is None
+            and "not_nominated" in decision.flags
+            and identity.organization_id is not None
+        ):
             # The ticket names who may endorse it; the sender is only told that someone must.
             nominees = await contacts.nominated_contacts(session, identity.organization_id)
             decision.record["nominated"] = [
@@ -301,7 +332,7 @@ class Pipeline:
             sender_name=message.sender_name[:200],
             reply_to=message.reply_to or message.sender,
             subject=message.subject[:998],
-            status="open",
+            status="open" if machine is None else "machine",
             contact_status=identity.status,
             policy=policy_ref,
             plan=decision.plan,
@@ -319,6 +350,10 @@ class Pipeline:
             decision=decision.record,
         )
         await _store_message(session, ticket_id, message)
+        if machine is not None:
+            # No acknowledgement, no endorsement request, no agent alert: nothing was asked.
+            log.info("machine mail (%s) kept as ticket %s", machine, ticket_id)
+            return ticket_id
         await self.notifier.new_ticket(
             session, ticket_id, message, identity, found, policy, decision, nominees
         )

@@ -32,6 +32,9 @@ from classifier import gate
         (r"\?", None, None),
         (r"^\s*\d+[.)]", None, None),
         (r"\bcan\s*n[o']?t\b", {"can"}, {"can"}),
+        # the parser factors "th" out of "this|the"; the anchors read through the branch
+        (r"\b(?:this|the)\s+mail", {"this", "the"}, {"mail"}),
+        (r"\b(?:tap|t\w)x", {"t"}, None),
     ],
 )
 def test_anchors_and_triggers(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from classifier import own_text
+from classifier.text import split_text
 
 
 @pytest.mark.parametrize(
@@ -86,3 +87,27 @@ from classifier import own_text
 )
 def test_own_text(text: str, own: str) -> None:
     assert own_text(text) == own
+
+
+@pytest.mark.parametrize(
+    ("text", "own", "footer"),
+    [
+        ("Portal is down.", "Portal is down.", ""),
+        # signature and disclaimer: the footer, up to quoted or forwarded mail
+        (
+            "Export fails.\n\nRegards\nAnna\n\nConfidentiality notice: private.\n\n"
+            "-----Original Message-----\nFrom: S\nOld text",
+            "Export fails.",
+            "Regards\nAnna\n\nConfidentiality notice: private.",
+        ),
+        ("Fixed.\n--\nJan\n> quoted\nUnsubscribe", "Fixed.", "--\nJan\nUnsubscribe"),
+        (
+            "See below.\n\nOn Mon, 11 Mar 2024, Bob <b@x.com> wrote:\nOld text",
+            "See below.",
+            "",
+        ),
+        ("x\n\n--\n" + "y" * 5000, "x", "y" * 4096),
+    ],
+)
+def test_split_text(text: str, own: str, footer: str) -> None:
+    assert split_text(text) == (own, footer)

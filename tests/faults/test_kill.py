@@ -53,6 +53,8 @@ def sqlite_service(tmp_path: Path, relay: Relay, **sections: dict[str, Any]) -> 
             "smtp": {"port": smtp_port, "domains": ["support.example.com"]},
             "outbound.smtp": {"port": relay.port, "from": "support@support.example.com"},
             "web": {"enabled": False},
+            # Hundreds of strangers, every one acknowledged: lift the unidentified budget.
+            "pipeline": {"unidentified_acks_per_hour": 100_000},
             **sections,
         },
     )

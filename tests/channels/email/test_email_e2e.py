@@ -28,7 +28,7 @@ from sqlalchemy import select
 from intake.cli.app import Storage, build_pipeline
 from intake.cli.serve import Service
 from intake.config import ImapSettings, Settings, SmtpSettings
-from storage import db
+from storage import contacts, db
 from storage.models import Outbox, Suppression, Ticket
 
 
@@ -87,6 +87,16 @@ async def running(settings: Settings, storage: Storage) -> Service:
     return service
 
 
+async def known_customer(storage: Storage) -> None:
+    """customer.example is a customer's domain: alice@ is known, so her acknowledgement may
+    quote her subject (one to an unidentified sender never does)."""
+    async with storage.sessions.begin() as session:
+        await contacts.upsert_organization(
+            session, name="Customer", plan="standard", policy=None, support_start=None,
+            region=None, domains=("customer.example",),
+        )  # fmt: skip
+
+
 @pytest.fixture
 async def sink() -> AsyncIterator[Sink]:
     relay = Sink()
@@ -109,6 +119,7 @@ def customer_mail(subject: str = "Export fails", **headers: str) -> EmailMessage
 
 
 async def test_acknowledgement_arrives_threaded_and_marked(storage: Storage, sink: Sink) -> None:
+    await known_customer(storage)
     service = await running(settings_for("support.example.com", sink.port), storage)
     try:
         smtp_port = service.channels[0].port
@@ -135,6 +146,7 @@ async def test_acknowledgement_arrives_threaded_and_marked(storage: Storage, sin
 
 
 async def test_no_header_injection_from_a_hostile_subject(storage: Storage, sink: Sink) -> None:
+    await known_customer(storage)
     service = await running(settings_for("support.example.com", sink.port), storage)
     raw = (
         b"From: alice@customer.example\r\nTo: support@support.example.com\r\n"
@@ -296,6 +308,7 @@ async def test_mail_through_dovecot_is_acknowledged(
             ),
         }
     )  # fmt: skip
+    await known_customer(storage)
     service = await running(settings, storage)
     try:
         dovecot.deliver(customer_mail("Import stuck").as_bytes())

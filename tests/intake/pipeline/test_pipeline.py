@@ -14,6 +14,7 @@ from classifier import load_rules
 from intake.cli.app import Storage
 from intake.messages import ChannelKind, InboundMessage, ReceiptStatus
 from intake.outbox import acks
+from intake.outbox.endorsements import EndorsementDigests
 from intake.outbox.notices import NoticeOptions, Notifier
 from intake.pipeline import references
 from intake.pipeline.pipeline import Pipeline, PipelineOptions
@@ -192,7 +193,8 @@ async def test_concurrent_redelivery_makes_one_ticket(seeded: Storage) -> None:
 
 async def test_known_colleague_on_a_nominated_channel(seeded: Storage) -> None:
     # Bob is a user of Acme (plus): email needs the nominated representative (1.8).
-    receipt = await pipeline(seeded)(mail("bob@acme.example", "Question about roles"))
+    intake = pipeline(seeded)
+    receipt = await intake(mail("bob@acme.example", "Question about roles"))
     row = await ticket(seeded, receipt.ticket_id)
     assert row.contact_status == "known" and row.flags == ["not_nominated"]
     [ack] = await notices(seeded, "ack")
@@ -202,11 +204,15 @@ async def test_known_colleague_on_a_nominated_channel(seeded: Storage) -> None:
     assert row.decision["nominated"] == [
         {"name": "Alice", "email": "alice@acme.example", "phone": None}
     ]
+    # Alice is asked in her organization's next digest (intake.outbox.endorsements).
+    assert not await notices(seeded, "endorse")
+    assert await EndorsementDigests(seeded.sessions, intake.notifier).run_once() == 1
     [endorse] = await notices(seeded, "endorse")
     assert endorse.recipient == "alice@acme.example"
-    assert "copy of the acknowledgement" in endorse.payload["text"]
-    assert "we have received your request" in endorse.payload["text"]
-    assert "Bob" in endorse.payload["text"] or "bob@acme.example" in endorse.payload["text"]
+    assert endorse.payload["subject"] == f"[{receipt.reference}] Please confirm a support request"
+    # Bob is our contact, but nothing proves he wrote it: named, his subject not quoted.
+    assert f"{receipt.reference}  2026-03-10 10:00 UTC  Bob by email\n" in endorse.payload["text"]
+    assert "Question about roles" not in endorse.payload["text"]
 
 
 async def test_unknown_address_at_an_organization_domain_is_known(seeded: Storage) -> None:
