@@ -207,6 +207,7 @@ class TicketSummary:
     message_count: int
     first_response_at: datetime | None = None
     resolved_at: datetime | None = None
+    assignee: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,9 +218,15 @@ class TicketFilter:
     organization: str | None = None  # the organization's name
     priority: str | None = None
     status: str | None = None  # e.g. "machine": mail kept out of the open queue
+    assignee: str | None = None  # an agent's email; "" for unassigned tickets
 
     def conditions(self) -> list[ColumnElement[bool]]:
         found: list[ColumnElement[bool]] = []
+        if self.assignee is not None:
+            found.append(
+                Ticket.assignee.is_(None) if self.assignee == "" else
+                Ticket.assignee == self.assignee
+            )  # fmt: skip
         if self.channel is not None:
             found.append(Ticket.channel == self.channel)
         if self.organization is not None:
@@ -304,6 +311,7 @@ async def list_tickets(
             n or 0,
             t.first_response_at,
             t.resolved_at,
+            t.assignee,
         )
         for t, org, n in (await session.execute(query)).all()
     ]
