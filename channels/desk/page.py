@@ -15,16 +15,16 @@ per-address rate limit.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from importlib import resources
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import Environment, PackageLoader
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -32,12 +32,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from channels.desk.ticket_page import TicketPage
 from channels.web.callback import csrf_token, csrf_valid
 from intake.desk.actions import (
     QueueFilter,
-    TicketNotFoundError,
     storage_errors,
-    ticket_detail,
     ticket_rows,
 )
 from intake.desk.agents import (
@@ -48,7 +47,6 @@ from intake.desk.agents import (
 )
 from intake.errors import InputRefusedError, TransientError
 from intake.messages import ChannelKind, Intake
-from intake.pipeline import references
 from intake.ratelimit import FailureBackoff, RateLimiter
 
 log = logging.getLogger(__name__)
@@ -56,10 +54,12 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
 SESSION_COOKIE = "intake_session"
+ZONE_COOKIE = "intake_zone"  # the browser's IANA zone, set by page.js
 LOGIN_COOKIE = "intake_login_csrf"
 MAX_ROWS = 200  # the page shows this many; the API pages through more
 MAX_LOGIN_BODY = 8 * 1024
 SHOWS = ("open", "overdue", "all")
+VIEWS = {"": "Everyone's", "mine": "Mine", "unassigned": "Unassigned"}  # by assignee
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'",
@@ -102,6 +102,7 @@ class Filters:
     channel: str = ""
     organization: str = ""
     priority: str = ""
+    view: str = ""
 
     @classmethod
     def parse(cls, query: Any) -> Filters:
@@ -111,12 +112,21 @@ class Filters:
         channel = str(query.get("channel") or "")
         if channel and channel not in set(ChannelKind):
             raise InputRefusedError(f"no channel {channel!r}")
+        view = str(query.get("view") or "")
+        if view not in VIEWS:
+            raise InputRefusedError(f"view must be mine or unassigned, not {view[:20]!r}")
         return cls(
             show=show,
             channel=channel,
             organization=str(query.get("organization") or "")[:200],
             priority=str(query.get("priority") or "")[:50],
+            view=view,
         )
+
+    def keeps(self, row: dict[str, Any], me: str) -> bool:
+        """Whether the "Mine" / "Unassigned" view shows a row."""
+        assignee = row.get("assignee")
+        return not self.view or assignee == (me if self.view == "mine" else None)
 
     def where(self) -> QueueFilter:
         return QueueFilter(
@@ -159,9 +169,21 @@ def _parse_time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def shown_time(value: str | None) -> str:
+def shown_time(value: str | None, zone: tzinfo = UTC) -> str:
     moment = _parse_time(value)
-    return "" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return "" if moment is None else moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def page_zone(chosen: str | None, browser: str | None) -> tuple[tzinfo, str]:
+    """The zone the page shows times in, and why: the agent's own setting ("agent"), else
+    the zone the browser reported in its cookie ("browser"), else UTC ("default")."""
+    for name, source in ((chosen, "agent"), (browser, "browser")):
+        if name and len(name) <= 64 and name.isascii():
+            try:
+                return ZoneInfo(name), source
+            except (ZoneInfoNotFoundError, ValueError, OSError):
+                continue  # a zone this machine does not know: try the next
+    return UTC, "default"
 
 
 def _queue_row(row: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -217,7 +239,7 @@ class QueuePage:
         return [
             Route("/", self.queue, methods=["GET"]),
             Route("/queue/rows", self.rows, methods=["GET"]),
-            Route("/tickets/{reference}", self.ticket, methods=["GET"]),
+            *TicketPage(self).routes(),
             Route("/login", self.login_page, methods=["GET"]),
             Route("/login", self.login, methods=["POST"]),
             Route("/logout", self.logout, methods=["POST"]),
@@ -258,7 +280,13 @@ class QueuePage:
             return ""
         return csrf_token(self.secret, agent.cookie, int(self.wall_clock()))
 
-    async def _queue_rows(self, filters: Filters) -> tuple[list[dict[str, Any]], datetime]:
+    def csrf_ok(self, agent: LoggedIn, token: str) -> bool:
+        """A logged-in form's token: signed for this session's cookie, not older than it."""
+        return _csrf_ok(self.secret, agent.cookie, token, int(self.wall_clock()), self.lifetime)
+
+    async def _queue_rows(
+        self, filters: Filters, me: str = ""
+    ) -> tuple[list[dict[str, Any]], datetime]:
         now = self.clock()
         rows = await ticket_rows(
             self.sessions,
@@ -268,6 +296,7 @@ class QueuePage:
             limit=MAX_ROWS,
             offset=0,
         )
+        rows = [row for row in rows if filters.keeps(row, me)]
         return [_queue_row(row, now) for row in rows], now
 
     async def queue(self, request: Request) -> Response:
@@ -276,7 +305,7 @@ class QueuePage:
             return RedirectResponse("/login", status_code=303, headers=SECURITY_HEADERS)
         try:
             filters = Filters.parse(request.query_params)
-            rows, now = await self._queue_rows(filters)
+            rows, now = await self._queue_rows(filters, agent.email)
             # The filters' choices: what the open queue holds now.
             choices = await ticket_rows(
                 self.sessions, only_open=True, overdue_at=None, where=QueueFilter(),
@@ -296,6 +325,7 @@ class QueuePage:
             rows=rows,
             filters=filters,
             shows=SHOWS,
+            views=VIEWS,
             channels=[c.value for c in ChannelKind],
             organizations=sorted({*organizations, filters.organization} - {""}),
             priorities=sorted({*priorities, filters.priority} - {""}),
@@ -311,7 +341,7 @@ class QueuePage:
             return Response("log in again\n", 401, headers=SECURITY_HEADERS)
         try:
             filters = Filters.parse(request.query_params)
-            rows, now = await self._queue_rows(filters)
+            rows, now = await self._queue_rows(filters, agent.email)
         except InputRefusedError as exc:
             return Response(f"{exc}\n", 400, media_type="text/plain", headers=SECURITY_HEADERS)
         except TransientError as exc:
@@ -321,52 +351,6 @@ class QueuePage:
                 headers=SECURITY_HEADERS | {"Retry-After": "5"},
             )  # fmt: skip
         return self._html("rows.html.j2", rows=rows, now=shown_time(now.isoformat()))
-
-    async def ticket(self, request: Request) -> Response:
-        agent = await self.logged_in(request)
-        if agent is None:
-            return RedirectResponse("/login", status_code=303, headers=SECURITY_HEADERS)
-        reference = request.path_params["reference"]
-        ticket_id = references.parse_reference(reference)
-        try:
-            if ticket_id is None:
-                raise TicketNotFoundError(0)
-            shown = await ticket_detail(self.sessions, ticket_id)
-        except TicketNotFoundError:
-            return self._problem(404, f"There is no ticket {reference}.", agent)
-        except TransientError as exc:
-            log.warning("page: %s", exc)
-            return self._problem(503, "The database does not answer; try again shortly.", agent)
-        now = self.clock()
-        decision: dict[str, Any] = dict(shown["decision"] or {})
-        known = ("policy", "plan", "priority", "severity", "contact", "flags", "deadlines",
-                 "evidence", "changes")  # fmt: skip
-        other = {k: json.dumps(v, indent=1, ensure_ascii=False) for k, v in decision.items()
-                 if k not in known}  # fmt: skip
-        deadlines = []
-        for name, label, done in (
-            ("first_response_due", "First response", "first_response_at"),
-            ("resolution_due", "Resolution", "resolved_at"),
-        ):
-            if shown[name] is None:
-                continue
-            left, overdue = time_left(_parse_time(shown[name]), now)
-            if shown[done] is not None:
-                left, overdue = f"done {shown_time(shown[done])}", False
-            deadlines.append(
-                {"label": label, "due": shown_time(shown[name]), "left": left, "overdue": overdue}
-            )
-        return self._html(
-            "ticket.html.j2",
-            agent=agent,
-            logout_token=self._logout_token(agent),
-            t=shown,
-            deadlines=deadlines,
-            decision=decision,
-            other=other,
-            when=shown_time,
-            as_json=lambda v: json.dumps(v, ensure_ascii=False, sort_keys=True),
-        )
 
     async def asset(self, request: Request) -> Response:
         if request.url.path.endswith(".js"):

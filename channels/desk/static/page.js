@@ -81,3 +81,32 @@
   });
   restart();
 })();
+
+// Times on the page are shown in the agent's zone: their own setting (`intake agents zone`)
+// when they chose one, else the browser's. The server cannot know the browser's zone, so
+// this tells it in a cookie and reloads once; a zone the server does not take is not
+// sent again (no reload loop).
+(function () {
+  const body = document.body;
+  if (!body || body.dataset.zoneSource === "agent") {
+    return;
+  }
+  let zone = "";
+  try {
+    zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+  } catch (error) {
+    return; // no Intl: the server's default (UTC) stands
+  }
+  // IANA names are letters, digits and "/_+-": a cookie value as they are.
+  if (!/^[A-Za-z0-9_+\/-]{1,64}$/.test(zone) || body.dataset.zone === zone) {
+    return;
+  }
+  const cookie = "intake_zone=" + zone;
+  if (document.cookie.split("; ").indexOf(cookie) !== -1) {
+    return; // sent before, and the server kept another zone
+  }
+  document.cookie = cookie + "; path=/; max-age=31536000; samesite=strict";
+  if (body.dataset.zone) {
+    window.location.reload(); // a page that shows times: show them in this zone
+  }
+})();
