@@ -210,8 +210,10 @@ async def change_ticket(
     priority: str | None,
     severity: int | None,
     now: datetime,
+    reason: str = "",
 ) -> bool:
-    """Change priority and/or severity in one transaction; False when nothing changed."""
+    """Change priority and/or severity in one transaction; False when nothing changed.
+    `reason`, when given, lands in the event and the decision's changes."""
     async with storage_errors(), sessions.begin() as session:
         ticket = await _locked(session, ticket_id)
         policy = load_policy(ticket.policy)
@@ -220,6 +222,8 @@ async def change_ticket(
         )
         if outcome is None:
             return False
+        if reason:
+            outcome = _with_reason(outcome, reason)
         await tickets.update_ticket(session, ticket_id, **outcome.columns)
         if "first_response_due" in outcome.columns:
             # New deadlines: the SLA watcher may warn about them afresh.
@@ -288,3 +292,70 @@ async def ticket_detail(
         for e in events
     ]
     return shown
+
+
+def _with_reason(outcome: Outcome, reason: str) -> Outcome:
+    details = {**outcome.details, "reason": reason}
+    columns = dict(outcome.columns)
+    decision = columns.get("decision")
+    if isinstance(decision, dict) and decision.get("changes"):
+        changes = list(decision["changes"])
+        changes[-1] = {**changes[-1], "reason": reason}
+        columns["decision"] = {**decision, "changes": changes}
+    return Outcome(columns, details)
+
+
+# Agents' desk (issue 15): assignment, status from the page, merge, not a request.
+TICKET_STATUSES = ("open", "on_hold", "resolved", "closed")
+
+
+async def assign(
+    sessions: async_sessionmaker[AsyncSession],
+    ticket_id: int,
+    agent: AgentIdentity,
+    assignee_email: str | None,
+    *,
+    now: datetime,
+) -> bool:
+    """Give the ticket to an active agent (None: unassign); False when nothing changed.
+    The assignee is alerted about the ticket's SLA warnings from then on."""
+    raise NotImplementedError
+
+
+async def set_status(
+    sessions: async_sessionmaker[AsyncSession],
+    ticket_id: int,
+    agent: AgentIdentity,
+    status: str,
+    *,
+    now: datetime,
+    reason: str = "",
+) -> bool:
+    """open (reopen), on_hold, resolved or closed; the reason lands in the event."""
+    raise NotImplementedError
+
+
+async def merge(
+    sessions: async_sessionmaker[AsyncSession],
+    ticket_id: int,
+    into_id: int,
+    agent: AgentIdentity,
+    *,
+    now: datetime,
+) -> bool:
+    """This ticket's messages join `into_id`; this one ends `merged`, the other keeps its
+    deadlines. False when it was already merged there."""
+    raise NotImplementedError
+
+
+async def not_a_request(
+    sessions: async_sessionmaker[AsyncSession],
+    ticket_id: int,
+    agent: AgentIdentity,
+    *,
+    now: datetime,
+    reason: str = "",
+) -> bool:
+    """A request that is not one (machine mail let through): status `machine`, no SLA,
+    no more automatic mail. The way back is the action `request` (machine mail -> request)."""
+    raise NotImplementedError
