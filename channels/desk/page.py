@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from importlib import resources
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -45,6 +46,7 @@ from intake.desk.agents import (
     end_session,
     start_session,
 )
+from intake.desk.conversation import ReplyOptions
 from intake.errors import InputRefusedError, TransientError
 from intake.messages import ChannelKind, Intake
 from intake.ratelimit import FailureBackoff, RateLimiter
@@ -218,6 +220,8 @@ class QueuePage:
         delay_cap_seconds: float = 900,
         refresh_seconds: int = 15,
         wall_clock: Callable[[], float] = time.time,
+        reply_options: ReplyOptions | None = None,
+        canned_dir: Path | None = None,
     ) -> None:
         if not secret:
             raise ValueError("the page needs a secret to sign its cookies")
@@ -234,6 +238,9 @@ class QueuePage:
         self.wall_clock = wall_clock
         self.script = _static("page.js")
         self.style = _static("page.css")
+        # Replies from the ticket page (None: the page offers none) and the team's canned ones.
+        self.reply_options = reply_options
+        self.canned_dir = canned_dir
 
     def routes(self, _intake: Intake) -> Sequence[BaseRoute]:
         return [
@@ -476,9 +483,12 @@ def page_routes(
     secure_cookie: bool = True,
     failures_before_delay: int = 5,
     delay_cap_seconds: float = 900,
+    reply_options: ReplyOptions | None = None,
+    canned_dir: Path | None = None,
 ) -> Callable[[Intake], Sequence[BaseRoute]]:
     """The web channel's factory for the queue page."""
     return QueuePage(
         sessions, secret, clock=clock, secure_cookie=secure_cookie,
         failures_before_delay=failures_before_delay, delay_cap_seconds=delay_cap_seconds,
+        reply_options=reply_options, canned_dir=canned_dir,
     ).routes  # fmt: skip

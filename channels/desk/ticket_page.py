@@ -18,21 +18,30 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from intake.desk import conversation
 from intake.desk.actions import (
     Action,
     StatusConflictError,
     TicketNotFoundError,
     act,
+    assign,
     change_ticket,
+    merge,
+    not_a_request,
     ticket_detail,
 )
 from intake.desk.agents import AgentIdentity, agent_named, list_agents
+from intake.desk.canned import list_canned, render_canned
+from intake.desk.conversation import NewerMessagesError
 from intake.errors import ConfigError, InputRefusedError, TransientError
+from intake.messages import Attachment
 from intake.pipeline import references
 from intake.policy.files import load_policy
 
@@ -44,6 +53,7 @@ log = logging.getLogger(__name__)
 MAX_TEXT = 20_000  # characters of a reply or a note
 MAX_REASON = 500
 MAX_ACTION_BODY = 64 * 1024  # a form without files
+MAX_FILES = 10  # on one reply
 
 # status value -> (the action, what the page calls it)
 STATUSES: dict[str, tuple[Action, str]] = {
@@ -63,7 +73,7 @@ NOTICES = {
     "request": "The ticket is changed.",
     "unchanged": "Nothing to change: the ticket already stood so.",
 }
-ACTIONS = ("status", "change")
+ACTIONS = ("reply", "note", "assign", "status", "change", "merge", "request")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +94,7 @@ class Refusal:
     message: str
     form: str
     draft: Draft = field(default_factory=Draft)
+    newer: Sequence[Mapping[str, Any]] = ()  # messages the agent had not seen
 
 
 def _text(form: Mapping[str, str], name: str, limit: int) -> str:
@@ -101,6 +112,44 @@ def _severity(value: str) -> int | None:
     return int(value)
 
 
+def _after(value: str) -> int | None:
+    if not value:
+        return None
+    if not value.isdigit():
+        raise InputRefusedError(f"the form's newest message {value[:20]!r} is not a number")
+    return int(value)
+
+
+async def _reply(
+    page: QueuePage,
+    ticket_id: int,
+    agent: AgentIdentity,
+    form: Mapping[str, str],
+    files: Sequence[Attachment],
+    now: datetime,
+) -> str:
+    if page.reply_options is None:
+        raise InputRefusedError("replies are not configured on this server")
+    text = _text(form, "text", MAX_TEXT)
+    if not text:
+        raise InputRefusedError("write the reply first")
+    await conversation.reply(
+        page.sessions, ticket_id, agent, text, now=now, options=page.reply_options,
+        files=files, after=_after(form.get("after", "")),
+    )  # fmt: skip
+    return "reply"
+
+
+async def _status(
+    page: QueuePage, ticket_id: int, agent: AgentIdentity, value: str, now: datetime
+) -> str:
+    chosen = STATUSES.get(value)
+    if chosen is None:
+        raise InputRefusedError("choose a status: " + ", ".join(STATUSES))
+    done = await act(page.sessions, ticket_id, chosen[0], agent, now=now)
+    return "status" if done else "unchanged"
+
+
 async def perform(
     page: QueuePage,
     ticket_id: int,
@@ -108,22 +157,42 @@ async def perform(
     action: str,
     form: Mapping[str, str],
     now: datetime,
+    files: Sequence[Attachment] = (),
 ) -> str:
     """Do one action of the ticket page; the key of the notice to show after it."""
     sessions = page.sessions
+    if action == "reply":
+        return await _reply(page, ticket_id, agent, form, files, now)
+    if action == "note":
+        note = _text(form, "note", MAX_TEXT)
+        if not note:
+            raise InputRefusedError("write the note first")
+        await conversation.add_note(sessions, ticket_id, agent, note, now=now)
+        return "note"
+    if action == "assign":
+        assignee = form.get("assignee", "").strip() or None
+        done = await assign(sessions, ticket_id, agent, assignee, now=now)
+        return "assign" if done else "unchanged"
+    if action == "merge":
+        into = references.parse_reference(form.get("into", "").strip().upper())
+        if into is None:
+            raise InputRefusedError("name the ticket to merge into, e.g. SUP-000010")
+        done = await merge(sessions, ticket_id, into, agent, now=now)
+        return "merge" if done else "unchanged"
+    if action == "request":
+        if form.get("request") != "no":
+            raise InputRefusedError("turning machine mail into a request is not available yet")
+        done = await not_a_request(sessions, ticket_id, agent, now=now)
+        return "request" if done else "unchanged"
     if action == "status":
-        chosen = STATUSES.get(form.get("status", ""))
-        if chosen is None:
-            raise InputRefusedError("choose a status: " + ", ".join(STATUSES))
-        done = await act(sessions, ticket_id, chosen[0], agent, now=now)
-        return "status" if done else "unchanged"
+        return await _status(page, ticket_id, agent, form.get("status", ""), now)
     if action == "change":
         reason = _text(form, "reason", MAX_REASON)
         if not reason:
             raise InputRefusedError("say why the priority or severity changes")
         done = await change_ticket(
             sessions, ticket_id, agent, priority=form.get("priority") or None,
-            severity=_severity(form.get("severity", "")), now=now,
+            severity=_severity(form.get("severity", "")), now=now, reason=reason,
         )  # fmt: skip
         return "change" if done else "unchanged"
     raise InputRefusedError(f"no action {action[:40]!r} on a ticket")
@@ -167,7 +236,7 @@ def message_entry(m: Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
         "subject": m.get("subject") or "",
         "text": m.get("text") or "",
         "delivery": delivery or "",
-        "delivery_reason": m.get("delivery_reason") or m.get("error") or "",
+        "delivery_reason": m.get("reason") or m.get("delivery_reason") or "",
         "files": list(m.get("files") or []),
         "attachments": list(m.get("attachments") or []),
         "problems": list(m.get("problems") or []),
@@ -213,7 +282,8 @@ def priorities_of(policy_name: str | None, current: str) -> list[str]:
 
 
 class TicketPage:
-    """`/tickets/{reference}` and its actions; the queue page's sessions and CSRF."""
+    """`/tickets/{reference}`, its actions and its attachments; the queue page's sessions and
+    CSRF tokens."""
 
     def __init__(self, page: QueuePage) -> None:
         from channels.desk.page import SECURITY_HEADERS  # page.py imports this module
@@ -225,6 +295,11 @@ class TicketPage:
         return [
             Route("/tickets/{reference}", self.show, methods=["GET"]),
             Route("/tickets/{reference}/{action}", self.post, methods=["POST"]),
+            Route(
+                "/tickets/{reference}/attachments/{attachment:int}",
+                self.download,
+                methods=["GET"],
+            ),
         ]
 
     def _redirect(self, url: str) -> Response:
@@ -236,6 +311,21 @@ class TicketPage:
             return self._redirect("/login")
         notice = NOTICES.get(request.query_params.get("done", ""), "")
         return await self.render(request, agent, notice=notice)
+
+    async def _canned(self, name: str, shown: dict[str, Any], agent: LoggedIn) -> str:
+        if not name:
+            return ""
+        if name not in list_canned(self.page.canned_dir):
+            raise InputRefusedError(f"no canned reply {name[:60]!r}")
+        identity = await agent_named(self.page.sessions, agent.email)
+        return render_canned(name, shown, identity, self.page.canned_dir)
+
+    async def _entries(self, ticket_id: int, shown: dict[str, Any], zone: tzinfo) -> list[Any]:
+        try:
+            found = await conversation.timeline(self.page.sessions, ticket_id, zone=str(zone))
+        except NotImplementedError:  # the core's timeline is still a skeleton
+            return timeline(shown["messages"], shown["events"], zone)
+        return [message_entry(m, zone) for m in found]
 
     async def render(
         self,
@@ -249,19 +339,24 @@ class TicketPage:
 
         reference = request.path_params["reference"]
         ticket_id = references.parse_reference(reference)
+        zone, zone_source = page_zone(None, request.cookies.get(ZONE_COOKIE))
+        chosen_canned = request.query_params.get("canned", "")[:100]
         try:
             if ticket_id is None:
                 raise TicketNotFoundError(0)
             shown = await ticket_detail(self.page.sessions, ticket_id)
             staff = await list_agents(self.page.sessions)
+            entries = await self._entries(ticket_id, shown, zone)
+            canned_text = await self._canned(chosen_canned, shown, agent) if not refusal else ""
         except TicketNotFoundError:
             return self.page._problem(404, f"There is no ticket {reference}.", agent)
+        except InputRefusedError as exc:
+            return self.page._problem(400, str(exc), agent)
         except TransientError as exc:
             log.warning("page: %s", exc)
             return self.page._problem(
                 503, "The database does not answer; try again shortly.", agent
             )
-        zone, zone_source = page_zone(None, request.cookies.get(ZONE_COOKIE))
         now = self.page.clock()
         decision: dict[str, Any] = dict(shown["decision"] or {})
         known = ("policy", "plan", "priority", "severity", "contact", "flags", "deadlines",
@@ -282,7 +377,9 @@ class TicketPage:
                 {"label": label, "due": shown_time(shown[name], zone), "left": left,
                  "overdue": overdue}
             )  # fmt: skip
-        draft = refusal.draft if refusal else Draft()
+        draft = refusal.draft if refusal else Draft(text=canned_text)
+        options = self.page.reply_options
+        limit = options.max_attachment_bytes if options else 0
         return self.page._html(
             "ticket.html.j2",
             refusal.status if refusal else 200,
@@ -297,26 +394,45 @@ class TicketPage:
             zone=str(zone),
             zone_source=zone_source,
             as_json=lambda v: json.dumps(v, ensure_ascii=False, sort_keys=True),
-            entries=timeline(shown["messages"], shown["events"], zone),
-            after=draft.after or newest_id(shown["messages"]),
+            entries=entries,
+            after=draft.after or newest_id(entries),
             draft=draft,
             notice=notice,
             refusal=refusal,
+            newer=[message_entry(m, zone) for m in (refusal.newer if refusal else [])],
             statuses=STATUSES,
             agents=[a for a in staff if a.get("active", True)],
             priorities=priorities_of(decision.get("policy"), shown["priority"]),
-            actions=ACTIONS,
-            canned=[],
-            chosen_canned="",
-            max_upload_text="",
+            actions=ACTIONS if options else tuple(a for a in ACTIONS if a != "reply"),
+            canned=list_canned(self.page.canned_dir) if options else [],
+            chosen_canned=chosen_canned,
+            max_upload_text=_size(limit),
         )
 
-    async def _form(self, request: Request) -> dict[str, str] | None:
+    async def _form(
+        self, request: Request, action: str
+    ) -> tuple[dict[str, str], list[Attachment]] | None:
+        """The posted fields and, for a reply, its files; None when the body is too large."""
         declared = request.headers.get("content-length", "")
-        if not declared.isdigit() or int(declared) > MAX_ACTION_BODY:
+        options = self.page.reply_options
+        files_allowed = action == "reply" and options is not None
+        limit = MAX_ACTION_BODY + (options.max_attachment_bytes if files_allowed and options else 0)
+        if not declared.isdigit() or int(declared) > limit:
             return None
-        async with request.form(max_files=0, max_fields=12) as raw:
-            return {k: v for k, v in raw.items() if isinstance(v, str)}
+        fields: dict[str, str] = {}
+        files: list[Attachment] = []
+        max_files = MAX_FILES if files_allowed else 0
+        async with request.form(max_files=max_files, max_fields=12) as raw:
+            for name, value in raw.multi_items():
+                if isinstance(value, str):
+                    fields.setdefault(name, value)
+                elif value.filename:  # an empty file input sends a part with no name
+                    files.append(Attachment(
+                        filename=value.filename[:255],
+                        content_type=value.content_type or "application/octet-stream",
+                        data=await value.read(),
+                    ))  # fmt: skip
+        return fields, files
 
     async def post(self, request: Request) -> Response:
         agent = await self.page.logged_in(request)
@@ -327,35 +443,87 @@ class TicketPage:
         ticket_id = references.parse_reference(reference)
         if ticket_id is None:
             return self.page._problem(404, f"There is no ticket {reference}.", agent)
-        form = await self._form(request)
-        if form is None:
-            return self.page._problem(413, "The form is too large or has no length.", agent)
+        try:
+            posted = await self._form(request, action)
+        except MultiPartException as exc:
+            return self.page._problem(400, f"The form could not be read: {exc.message}", agent)
+        if posted is None:
+            return self.page._problem(
+                413, "The form is too large (or has no length); nothing was changed.", agent
+            )
+        form, files = posted
+        draft = _draft(form)
+
+        def refused(status: int, message: str, **more: Any) -> Refusal:
+            return Refusal(status, message, action, draft, **more)
+
         if not self.page.csrf_ok(agent, form.get("csrf_token", "")):
             return await self.render(
-                request, agent, refusal=Refusal(403, "The form expired; please send it again.",
-                                                action, _draft(form)),
-            )  # fmt: skip
+                request, agent, refusal=refused(403, "The form expired; please send it again.")
+            )
         try:
             identity = await agent_named(self.page.sessions, agent.email)
-            done = await perform(self.page, ticket_id, identity, action, form, self.page.clock())
+            done = await perform(
+                self.page, ticket_id, identity, action, form, self.page.clock(), files
+            )
         except TicketNotFoundError:
             return self.page._problem(404, f"There is no ticket {reference}.", agent)
-        except StatusConflictError as exc:
-            return await self.render(
-                request, agent, refusal=Refusal(409, str(exc), action, _draft(form))
+        except NewerMessagesError as exc:
+            # Two agents, one ticket: show what came meanwhile, keep the draft, send nothing.
+            message = (
+                "Someone wrote on this ticket meanwhile: read the newer messages below, then "
+                "send your reply again. Your draft is kept; nothing was sent."
             )
+            newer = Draft(draft.text, draft.note, draft.reason, after="")
+            return await self.render(
+                request, agent, refusal=Refusal(409, message, action, newer, exc.newer)
+            )
+        except (StatusConflictError, conversation.ConversationError) as exc:
+            return await self.render(request, agent, refusal=refused(409, str(exc)))
         except InputRefusedError as exc:
-            return await self.render(
-                request, agent, refusal=Refusal(400, str(exc), action, _draft(form))
-            )
+            return await self.render(request, agent, refusal=refused(400, str(exc)))
         except TransientError as exc:
             log.warning("page action %s: %s", action, exc)
+            message = "The database does not answer; nothing was changed. Try again."
+            return await self.render(request, agent, refusal=refused(503, message))
+        except NotImplementedError:  # the core's skeleton, until its body lands
             return await self.render(
-                request, agent, refusal=Refusal(
-                    503, "The database does not answer; nothing was changed. Try again.",
-                    action, _draft(form)),
-            )  # fmt: skip
+                request, agent, refusal=refused(501, "This action is not available yet.")
+            )
         return self._redirect(f"/tickets/{reference}?done={done}#notice")
+
+    async def download(self, request: Request) -> Response:
+        """An attachment as a download: never rendered inline from our origin."""
+        agent = await self.page.logged_in(request)
+        if agent is None:
+            return self._redirect("/login")
+        reference = request.path_params["reference"]
+        ticket_id = references.parse_reference(reference)
+        try:
+            if ticket_id is None:
+                raise TicketNotFoundError(0)
+            name, _kind, data = await conversation.attachment(
+                self.page.sessions, ticket_id, request.path_params["attachment"]
+            )
+        except (TicketNotFoundError, conversation.AttachmentNotFoundError):
+            return self.page._problem(404, f"There is no such attachment on {reference}.", agent)
+        except TransientError as exc:
+            log.warning("page attachment: %s", exc)
+            return self.page._problem(503, "The database does not answer; try again.", agent)
+        headers = self.headers | {"Content-Disposition": content_disposition(name)}
+        # Whatever the sender called it, the browser gets bytes to save, not to render.
+        return Response(data, media_type="application/octet-stream", headers=headers)
+
+
+def _size(limit: int) -> str:
+    return f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit} bytes"
+
+
+def content_disposition(name: str) -> str:
+    """`attachment` with the file's name (RFC 6266: an ASCII fallback and the UTF-8 name)."""
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_"
+                       for c in name)[:150] or "attachment"  # fmt: skip
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name[:200], safe='')}"
 
 
 def _draft(form: Mapping[str, str]) -> Draft:
