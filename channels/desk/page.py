@@ -222,6 +222,7 @@ class QueuePage:
         wall_clock: Callable[[], float] = time.time,
         reply_options: ReplyOptions | None = None,
         canned_dir: Path | None = None,
+        wake: Callable[[], None] | None = None,
     ) -> None:
         if not secret:
             raise ValueError("the page needs a secret to sign its cookies")
@@ -241,6 +242,7 @@ class QueuePage:
         # Replies from the ticket page (None: the page offers none) and the team's canned ones.
         self.reply_options = reply_options
         self.canned_dir = canned_dir
+        self.wake = wake  # the outbox's deliverer: a queued reply goes out now
 
     def routes(self, _intake: Intake) -> Sequence[BaseRoute]:
         return [
@@ -485,10 +487,11 @@ def page_routes(
     delay_cap_seconds: float = 900,
     reply_options: ReplyOptions | None = None,
     canned_dir: Path | None = None,
+    wake: Callable[[], None] | None = None,
 ) -> Callable[[Intake], Sequence[BaseRoute]]:
     """The web channel's factory for the queue page."""
     return QueuePage(
         sessions, secret, clock=clock, secure_cookie=secure_cookie,
         failures_before_delay=failures_before_delay, delay_cap_seconds=delay_cap_seconds,
-        reply_options=reply_options, canned_dir=canned_dir,
+        reply_options=reply_options, canned_dir=canned_dir, wake=wake,
     ).routes  # fmt: skip

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -120,6 +122,12 @@ def _after(value: str) -> int | None:
     return int(value)
 
 
+def _key(value: str) -> str | None:
+    # The form's own key: the same form sent twice (a double click, a resubmission) is the
+    # same reply, stored once and sent once.
+    return value if re.fullmatch(r"[0-9a-f]{32}", value) else None
+
+
 async def _reply(
     page: QueuePage,
     ticket_id: int,
@@ -135,8 +143,10 @@ async def _reply(
         raise InputRefusedError("write the reply first")
     await conversation.reply(
         page.sessions, ticket_id, agent, text, now=now, options=page.reply_options,
-        files=files, after=_after(form.get("after", "")),
+        files=files, after=_after(form.get("after", "")), key=_key(form.get("key", "")),
     )  # fmt: skip
+    if page.wake is not None:
+        page.wake()
     return "reply"
 
 
@@ -406,6 +416,7 @@ class TicketPage:
             actions=ACTIONS if options else tuple(a for a in ACTIONS if a != "reply"),
             canned=list_canned(self.page.canned_dir) if options else [],
             chosen_canned=chosen_canned,
+            reply_key=secrets.token_hex(16),
             max_upload_text=_size(limit),
         )
 
