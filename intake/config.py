@@ -155,6 +155,8 @@ class WebSettings(_Section):
     port: int = Field(default=8080, ge=0, le=65535)
     public_url: str = "https://support.example.com"
     callback_per_hour: int = Field(default=5, ge=1)  # form submissions per client address
+    # The files of one agent's reply, together (the API takes them base64 in its JSON).
+    reply_attachments_max_bytes: int = Field(default=10_485_760, ge=0)
 
 
 class NotifySettings(_Section):
@@ -170,6 +172,9 @@ class TwilioSettings(_Section):
     whatsapp_from: str = ""  # our WhatsApp sender, E.164 (with or without "whatsapp:")
     sms_from: str = ""  # our SMS sender, E.164
     media_limit_bytes: int = Field(default=5_242_880, ge=0)  # larger media are not stored
+    # An approved WhatsApp template (Content API ContentSid, "HX..."): sent instead of an
+    # agent's reply outside the 24-hour window, with {{1}} the customer, {{2}} the reference.
+    whatsapp_template_sid: str = ""
 
 
 class TelegramSettings(_Section):

@@ -107,10 +107,11 @@ class Channel(Protocol):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ack:
-    """One outbound notice (acknowledgement, endorsement request, agent alert) to deliver."""
+    """One outbound notice (acknowledgement, endorsement request, agent alert, an agent's
+    reply) to deliver."""
 
     outbox_id: int
-    kind: str  # "ack", "endorse", "alert"
+    kind: str  # "ack", "endorse", "alert", "reply"
     channel: ChannelKind
     to: str
     subject: str
@@ -121,6 +122,11 @@ class Ack:
     references: tuple[str, ...] = ()
     message_id: str | None = None  # ours, carrying the threading token
     reply_to: str | None = None  # our plus-address carrying the token
+    # An agent's reply (kind "reply"): its files, and for WhatsApp outside the 24-hour window
+    # the approved template sent instead (Twilio Content API: ContentSid, ContentVariables).
+    files: tuple[Attachment, ...] = ()
+    content_sid: str = ""
+    content_variables: str = ""  # JSON object, e.g. {"1": "Jo", "2": "SUP-000123"}
 
 
 class Replier(Protocol):

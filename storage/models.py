@@ -148,6 +148,8 @@ class Ticket(Base):
     closed_at: Mapped[datetime | None]
     last_message_at: Mapped[datetime]
     decision: Mapped[dict[str, Any]]
+    # The agent (email) who has the ticket; SLA warnings go to them too. None: unassigned.
+    assignee: Mapped[str | None] = mapped_column(String(320), index=True)
 
 
 class Message(Base):

@@ -206,6 +206,7 @@ class TicketSummary:
     message_count: int
     first_response_at: datetime | None = None
     resolved_at: datetime | None = None
+    assignee: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,9 +216,15 @@ class TicketFilter:
     channel: str | None = None
     organization: str | None = None  # the organization's name
     priority: str | None = None
+    assignee: str | None = None  # an agent's email; "" for unassigned tickets
 
     def conditions(self) -> list[ColumnElement[bool]]:
         found: list[ColumnElement[bool]] = []
+        if self.assignee is not None:
+            found.append(
+                Ticket.assignee.is_(None) if self.assignee == "" else
+                Ticket.assignee == self.assignee
+            )  # fmt: skip
         if self.channel is not None:
             found.append(Ticket.channel == self.channel)
         if self.organization is not None:
@@ -300,6 +307,7 @@ async def list_tickets(
             n or 0,
             t.first_response_at,
             t.resolved_at,
+            t.assignee,
         )
         for t, org, n in (await session.execute(query)).all()
     ]

@@ -12,11 +12,15 @@ are mapped from the product's exceptions in one place (`_handlers`); what the ac
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from pathlib import Path as FilePath
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
@@ -35,14 +39,29 @@ from intake.desk.actions import (
     StatusConflictError,
     TicketNotFoundError,
     act,
+    assign,
     change_ticket,
+    merge,
+    not_a_request,
+    set_status,
     storage_errors,
     ticket_detail,
     ticket_rows,
 )
 from intake.desk.agents import AgentIdentity, agent_for_token
+from intake.desk.canned import CannedNotFoundError, list_canned, render_canned
+from intake.desk.conversation import (
+    AttachmentNotFoundError,
+    ConversationError,
+    NewerMessagesError,
+    ReplyOptions,
+    add_note,
+    attachment,
+    reply,
+    timeline,
+)
 from intake.errors import InputRefusedError, TransientError
-from intake.messages import ChannelKind, Intake
+from intake.messages import Attachment, ChannelKind, Intake
 from intake.pipeline import references
 from intake.ratelimit import FailureBackoff
 
@@ -97,10 +116,23 @@ class Ticket(BaseModel):
     message_count: int
     first_response_at: MaybeTime
     resolved_at: MaybeTime
+    assignee: str | None = Field(default=None, description="The agent who has it (email).")
 
 
 class TicketList(BaseModel):
     tickets: list[Ticket]
+
+
+Delivery = Literal["queued", "sent", "failed"]
+
+
+class FileView(BaseModel):
+    """One attachment: download it from `/api/tickets/{reference}/attachments/{id}`."""
+
+    id: int
+    name: str
+    size: int
+    content_type: str
 
 
 class MessageView(BaseModel):
@@ -117,6 +149,12 @@ class MessageView(BaseModel):
     attachments: list[str]
     problems: list[str]
     extra: dict[str, Any]
+    id: int | None = None
+    kind: str | None = Field(default=None, description="customer | reply | note | machine")
+    author: str | None = Field(default=None, description="An agent's email for replies, notes")
+    delivery: Delivery | None = None
+    delivery_reason: str | None = None
+    files: list[FileView] = []
 
 
 class Event(BaseModel):
@@ -146,23 +184,120 @@ class TicketDetail(Ticket):
 
 
 class TicketUpdate(BaseModel):
-    """An action alone, or a new priority and/or severity (deadlines are recomputed from the
-    original receipt)."""
+    """An action alone, or any of a new priority and/or severity (deadlines are recomputed
+    from the original receipt), an assignee, a status; `reason` goes into the events."""
 
     model_config = ConfigDict(extra="forbid")
 
     action: Action | None = None
     priority: str | None = Field(default=None, description="A priority of the ticket's policy.")
     severity: int | None = Field(default=None, ge=1, le=4)
+    assignee: str | None = Field(
+        default=None, max_length=320, description="An active agent's email, or null: nobody."
+    )
+    status: Literal["open", "on_hold", "resolved", "closed"] | None = None
+    reason: str = Field(default="", max_length=1000, description="Why; kept in the events.")
 
     @model_validator(mode="after")
     def _one_kind(self) -> TicketUpdate:
-        changes = {"priority", "severity"} & self.model_fields_set
+        changes = {"priority", "severity", "assignee", "status"} & self.model_fields_set
         if self.action is not None and changes:
             raise ValueError("an action goes alone; change priority separately")
         if self.action is None and not changes:
-            raise ValueError("give a priority, a severity or an action")
+            raise ValueError("give a priority, a severity, an assignee, a status or an action")
+        if "status" in self.model_fields_set and self.status is None:
+            raise ValueError("status cannot be null")
         return self
+
+
+class FileUpload(BaseModel):
+    """A file to send with a reply, its bytes in base64."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=255)
+    content_type: str = Field(default="application/octet-stream", max_length=255)
+    data: str = Field(description="The file's bytes, base64 (RFC 4648).")
+
+
+class ReplyIn(BaseModel):
+    """An agent's answer to the customer: `text`, or a canned reply by name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = Field(default=None, max_length=50_000)
+    canned: str | None = Field(default=None, description="A name from GET /api/canned.")
+    after: int | None = Field(
+        default=None,
+        description="The id of the newest message the agent saw: a newer customer message "
+        "or another agent's reply makes this a 409 that returns them.",
+    )
+    key: str | None = Field(
+        default=None, max_length=200, description="Idempotency key: the same key, one reply."
+    )
+    files: list[FileUpload] = Field(default=[], max_length=10)
+
+    @model_validator(mode="after")
+    def _text_or_canned(self) -> ReplyIn:
+        if (self.text is None) == (self.canned is None):
+            raise ValueError("give text or canned, not both")
+        return self
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(max_length=50_000)
+
+
+class MergeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    into: str = Field(examples=["SUP-000010"], description="The ticket this one joins.")
+
+
+class NotRequestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=1000)
+
+
+class Entry(BaseModel):
+    """One item of a ticket's timeline. Messages have an integer id, notices and events a
+    string one."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int | str
+    at: Time
+    direction: Literal["in", "out"]
+    kind: Literal["customer", "ack", "reply", "note", "alert", "machine", "event"]
+    author: str | None
+    channel: str | None
+    subject: str
+    text: str
+    delivery: Delivery | None
+    delivery_reason: str | None
+    files: list[FileView]
+
+
+class Timeline(BaseModel):
+    entries: list[Entry]
+
+
+class NewerProblem(Problem):
+    """A reply not sent: these messages came after the one the agent saw."""
+
+    newer: list[Entry]
+
+
+class CannedList(BaseModel):
+    canned: list[str]
+
+
+class CannedText(BaseModel):
+    name: str
+    text: str
 
 
 def _now() -> datetime:
@@ -229,6 +364,16 @@ def _handlers() -> dict[Any, Callable[..., Any]]:
     async def conflict(_request: Request, exc: StatusConflictError) -> Response:
         return _problem(409, str(exc))
 
+    async def cannot_send(_request: Request, exc: ConversationError) -> Response:
+        return _problem(409, str(exc))
+
+    async def newer(_request: Request, exc: NewerMessagesError) -> Response:
+        body = {"error": str(exc), "field": "after", "newer": exc.newer}
+        return JSONResponse(body, status_code=409, headers=_HEADERS)
+
+    async def missing(_request: Request, exc: InputRefusedError) -> Response:
+        return _problem(404, str(exc))
+
     async def refused(_request: Request, exc: InputRefusedError) -> Response:
         return _problem(400, str(exc))
 
@@ -241,6 +386,10 @@ def _handlers() -> dict[Any, Callable[..., Any]]:
         HTTPException: http,
         TicketNotFoundError: not_found,
         StatusConflictError: conflict,
+        ConversationError: cannot_send,
+        NewerMessagesError: newer,
+        AttachmentNotFoundError: missing,
+        CannedNotFoundError: missing,
         InputRefusedError: refused,
         TransientError: unavailable,
     }
@@ -257,10 +406,13 @@ class _Gate:
         app: ASGIApp,
         authenticate: Callable[[Headers, str], Awaitable[AgentIdentity]],
         max_bytes: int = MAX_BODY_BYTES,
+        reply_max_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self.app = app
         self.authenticate = authenticate
         self.max_bytes = max_bytes
+        # A reply carries its files, base64, in the JSON: its own, larger, limit.
+        self.reply_max_bytes = max(max_bytes, reply_max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -284,29 +436,36 @@ class _Gate:
                 return
             scope.setdefault("state", {})["agent"] = agent
             if scope["method"] in ("POST", "PUT", "PATCH"):
-                refused, body = await self._read(headers, receive)
+                limit = self.reply_max_bytes if _is_reply(scope["path"]) else self.max_bytes
+                refused, body = await self._read(headers, receive, limit)
                 if refused is not None:
                     await refused(scope, receive, send)
                     return
                 receive = _replay(body)
         await self.app(scope, receive, send)
 
-    async def _read(self, headers: Headers, receive: Receive) -> tuple[Response | None, bytes]:
+    async def _read(
+        self, headers: Headers, receive: Receive, limit: int
+    ) -> tuple[Response | None, bytes]:
         kind = headers.get("content-type", "").partition(";")[0].strip().lower()
         if kind != "application/json":
             return _problem(415, "send the body as Content-Type: application/json"), b""
-        too_large = _problem(413, f"the body is larger than {self.max_bytes} bytes")
+        too_large = _problem(413, f"the body is larger than {limit} bytes")
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
+        if declared.isdigit() and int(declared) > limit:
             return too_large, b""
         body = bytearray()
         while True:
             message = await receive()
             body += message.get("body", b"")
-            if len(body) > self.max_bytes:
+            if len(body) > limit:
                 return too_large, b""
             if not message.get("more_body", False):
                 return None, bytes(body)
+
+
+def _is_reply(path: str) -> bool:
+    return path.rstrip("/").endswith("/replies")
 
 
 def _with_headers(send: Send) -> Send:
@@ -342,15 +501,30 @@ def _replay(body: bytes) -> Receive:
 class AgentApi:
     """The /api/ app over one database; `routes` is the web channel's factory."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock = _now) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock = _now,
+        *,
+        replies: ReplyOptions | None = None,
+        templates_dir: FilePath | None = None,
+        wake: Callable[[], None] | None = None,
+    ) -> None:
         self.sessions = sessions
         self.clock = clock
+        # Without them (no wiring given) replies are refused; notes and the rest work.
+        self.replies = replies
+        self.templates_dir = templates_dir  # its `canned` folder: the team's canned replies
+        self.wake = wake  # the deliverer's bell: a reply goes out now, not at the next poll
         # Guessing tokens: after 10 wrong ones a client waits, doubling up to 15 minutes.
         self.failures = FailureBackoff(10, cap=900)
         self.app = self._build()
 
     def routes(self, _intake: Intake) -> Sequence[BaseRoute]:
-        return [Mount("/api", app=_Gate(self.app, self.authenticate))]
+        limit = self.replies.max_attachment_bytes if self.replies else 0
+        # base64 is 4 bytes for 3, plus the reply's text and the JSON around it.
+        reply_limit = limit * 4 // 3 + 256 * 1024
+        return [Mount("/api", app=_Gate(self.app, self.authenticate, MAX_BODY_BYTES, reply_limit))]
 
     async def agent(
         self, request: Request, _scheme: Annotated[Any, Security(_BEARER)] = None
@@ -469,20 +643,176 @@ class AgentApi:
         ) -> dict[str, Any]:
             ticket_id = _ticket_id(reference)
             now = self.clock()
+            fields = update.model_fields_set
             if update.action is not None:
                 await act(self.sessions, ticket_id, update.action, who, now=now)
-            else:
+            if {"priority", "severity"} & fields:
                 await change_ticket(
                     self.sessions, ticket_id, who, priority=update.priority,
-                    severity=update.severity, now=now,
+                    severity=update.severity, now=now, reason=update.reason,
                 )  # fmt: skip
+            if "assignee" in fields:
+                await assign(self.sessions, ticket_id, who, update.assignee, now=now)
+            if update.status is not None:
+                await set_status(
+                    self.sessions, ticket_id, who, update.status, now=now, reason=update.reason
+                )
             return await ticket_detail(self.sessions, ticket_id)
 
+        self._desk_routes(app, errors | one | conflict, agent)
         return app
+
+    def _desk_routes(
+        self, app: FastAPI, errors: dict[int | str, dict[str, Any]], agent: Any
+    ) -> None:
+        """The agents' desk: replies, notes, the timeline, attachments, merge, canned."""
+        created: dict[int | str, dict[str, Any]] = {
+            409: {"model": NewerProblem, "description": "Not sent: newer messages (returned), "
+                  "the channel cannot carry it now (WhatsApp's 24 hours), or a merged ticket."},
+        }  # fmt: skip
+
+        @app.post(
+            "/tickets/{reference}/replies", response_model=Entry, status_code=201,
+            responses=errors | created,
+            summary="Answer the customer on the ticket's channel",
+            description="Through the outbox: email threaded to the customer's last message "
+            "with the reference in the subject and our tokened reply address; WhatsApp and "
+            "SMS by Twilio; Telegram by the bot. The first reply records the first response. "
+            "The same `key` (or the same `after` and text) again returns the stored reply.",
+            operation_id="replyToTicket",
+        )  # fmt: skip
+        async def post_reply(
+            reference: str, body: ReplyIn, who: AgentIdentity = agent
+        ) -> dict[str, Any]:
+            ticket_id = _ticket_id(reference)
+            if self.replies is None:
+                raise ConversationError("replies are not configured on this server")
+            text = body.text or ""
+            if body.canned is not None:
+                shown = await ticket_detail(self.sessions, ticket_id)
+                text = render_canned(body.canned, shown, who, self.templates_dir)
+            stored = await reply(
+                self.sessions, ticket_id, who, text, now=self.clock(), options=self.replies,
+                files=[_upload(f) for f in body.files], after=body.after, key=body.key,
+            )  # fmt: skip
+            if self.wake is not None:
+                self.wake()
+            return stored
+
+        @app.post(
+            "/tickets/{reference}/notes", response_model=Entry, status_code=201,
+            responses=errors, summary="An internal note: never sent to the customer",
+            operation_id="addNote",
+        )  # fmt: skip
+        async def post_note(
+            reference: str, body: NoteIn, who: AgentIdentity = agent
+        ) -> dict[str, Any]:
+            return await add_note(self.sessions, _ticket_id(reference), who, body.text,
+                                  now=self.clock())  # fmt: skip
+
+        @app.get(
+            "/tickets/{reference}/timeline", response_model=Timeline, responses=errors,
+            summary="Messages, acknowledgements, replies, notes, alerts and events, oldest first",
+            operation_id="ticketTimeline",
+        )  # fmt: skip
+        async def get_timeline(
+            reference: str,
+            who: AgentIdentity = agent,
+            zone: Annotated[
+                str | None, Query(description="An IANA time zone for `at`, e.g. Europe/Prague.")
+            ] = None,
+        ) -> dict[str, Any]:
+            return {"entries": await timeline(self.sessions, _ticket_id(reference), zone=zone)}
+
+        @app.get(
+            "/tickets/{reference}/attachments/{attachment_id}", response_class=Response,
+            responses=errors | {200: {"content": {"application/octet-stream": {}},
+                                      "description": "The file, as a download."}},
+            summary="One attachment's bytes, as a download", operation_id="getAttachment",
+        )  # fmt: skip
+        async def get_attachment(
+            reference: str, attachment_id: int, who: AgentIdentity = agent
+        ) -> Response:
+            name, kind, data = await attachment(self.sessions, _ticket_id(reference), attachment_id)
+            return _download(name, kind, data)
+
+        @app.post(
+            "/tickets/{reference}/merge", response_model=TicketDetail, responses=errors,
+            summary="Merge this ticket into another: its messages join the other",
+            operation_id="mergeTicket",
+        )  # fmt: skip
+        async def post_merge(
+            reference: str, body: MergeIn, who: AgentIdentity = agent
+        ) -> dict[str, Any]:
+            into = references.parse_reference(body.into)
+            if into is None:
+                raise InputRefusedError(f"into: not a ticket reference: {body.into!r}")
+            await merge(self.sessions, _ticket_id(reference), into, who, now=self.clock())
+            return await ticket_detail(self.sessions, into)
+
+        @app.post(
+            "/tickets/{reference}/not-a-request", response_model=TicketDetail,
+            responses=errors, operation_id="notARequest",
+            summary="Not a request (machine mail let through): no SLA, no more automatic mail",
+            description="The way back is PATCH with the action `request`.",
+        )  # fmt: skip
+        async def post_not_request(
+            reference: str, body: NotRequestIn, who: AgentIdentity = agent
+        ) -> dict[str, Any]:
+            ticket_id = _ticket_id(reference)
+            await not_a_request(self.sessions, ticket_id, who, now=self.clock(),
+                                reason=body.reason)  # fmt: skip
+            return await ticket_detail(self.sessions, ticket_id)
+
+        @app.get(
+            "/canned", response_model=CannedList, responses=errors,
+            summary="The team's canned replies", operation_id="listCanned",
+        )  # fmt: skip
+        async def get_canned(who: AgentIdentity = agent) -> dict[str, Any]:
+            return {"canned": list_canned(self.templates_dir)}
+
+        @app.get(
+            "/tickets/{reference}/canned/{name}", response_model=CannedText, responses=errors,
+            summary="A canned reply filled in for this ticket (to edit before sending)",
+            operation_id="renderCanned",
+        )  # fmt: skip
+        async def get_canned_text(
+            reference: str, name: str, who: AgentIdentity = agent
+        ) -> dict[str, Any]:
+            shown = await ticket_detail(self.sessions, _ticket_id(reference))
+            return {"name": name, "text": render_canned(name, shown, who, self.templates_dir)}
+
+
+def _upload(file: FileUpload) -> Attachment:
+    try:
+        data = base64.b64decode(file.data, validate=True)
+    except (binascii.Error, ValueError):
+        raise InputRefusedError(f"files: {file.name!r} is not valid base64") from None
+    return Attachment(filename=file.name, content_type=file.content_type, data=data)
+
+
+def _download(name: str, content_type: str, data: bytes) -> Response:
+    """Never rendered from our origin: a download, not sniffed, sandboxed if opened."""
+    ascii_name = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_"
+                         for c in name) or "file"  # fmt: skip
+    headers = {
+        "Content-Disposition": f'attachment; filename="{ascii_name}"; '
+        f"filename*=UTF-8''{quote(name, safe='')}",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox; default-src 'none'",
+    }
+    kind = content_type if "/" in content_type else "application/octet-stream"
+    return Response(data, media_type=kind, headers=headers)
 
 
 def api_routes(
-    sessions: async_sessionmaker[AsyncSession], clock: Clock = _now
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock = _now,
+    *,
+    replies: ReplyOptions | None = None,
+    templates_dir: FilePath | None = None,
+    wake: Callable[[], None] | None = None,
 ) -> Callable[[Intake], Sequence[BaseRoute]]:
     """The web channel's factory for the agents' API."""
-    return AgentApi(sessions, clock).routes
+    api = AgentApi(sessions, clock, replies=replies, templates_dir=templates_dir, wake=wake)
+    return api.routes

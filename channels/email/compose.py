@@ -49,7 +49,9 @@ def compose(ack: Ack, *, sender: str, sender_name: str, now: datetime) -> EmailM
     if ack.reply_to:
         mail["Reply-To"] = header_value(ack.reply_to)
     # RFC 3834: a reply made by a machine is "auto-replied"; an alert is "auto-generated".
-    mail["Auto-Submitted"] = "auto-generated" if ack.kind == "alert" else "auto-replied"
+    # An agent's reply is a person's: no Auto-Submitted, so the customer's mail treats it so.
+    if ack.kind != "reply":
+        mail["Auto-Submitted"] = "auto-generated" if ack.kind == "alert" else "auto-replied"
     mail["X-Auto-Response-Suppress"] = "All"
     mail[LOOP_HEADER] = header_value(sender)
     if ack.reference:
@@ -60,4 +62,10 @@ def compose(ack: Ack, *, sender: str, sender_name: str, now: datetime) -> EmailM
         # Named here: the generator would otherwise pick one and compile a regex to look for
         # it in the text (~0.3 ms). 128 random bits cannot turn up in our own text by chance.
         mail.set_boundary(f"==={secrets.token_hex(16)}==")
+    for file in ack.files:
+        main, _, sub = file.content_type.partition("/")
+        mail.add_attachment(
+            file.data, maintype=main or "application", subtype=sub or "octet-stream",
+            filename=header_value(file.filename) or "file",
+        )  # fmt: skip
     return mail

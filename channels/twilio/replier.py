@@ -122,8 +122,9 @@ class TwilioReplier:
             try:
                 async with asyncio.timeout(self.timeout):
                     message = await client.messages.create_async(
-                        to=to, from_=from_, body=body, status_callback=callback or values.unset
-                    )
+                        to=to, from_=from_, status_callback=callback or values.unset,
+                        **_content(ack, body),
+                    )  # fmt: skip
             except (TwilioRestException, TwilioServiceException) as exc:
                 raise _channel_error(exc, http.retry_after) from None
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
@@ -164,6 +165,14 @@ class TwilioReplier:
         if not self.sms_from:
             raise PermanentChannelError("no SMS sender number configured")
         return number, self.sms_from, sms_text(ack)
+
+
+def _content(ack: Ack, body: str) -> dict[str, str]:
+    """The message's content: its text, or (an agent's WhatsApp reply outside the 24-hour
+    window) the approved template, by Twilio's Content API, with its variables."""
+    if ack.content_sid and ack.channel is ChannelKind.WHATSAPP:
+        return {"content_sid": ack.content_sid, "content_variables": ack.content_variables}
+    return {"body": body}
 
 
 def can_take_sms(number: str) -> bool:

@@ -33,6 +33,7 @@ from intake.cli import admin
 from intake.cli.app import Storage, build_pipeline, notice_options, open_storage, utc_now
 from intake.cli.demo.sink import PrintingSink
 from intake.config import Settings, SmtpSettings
+from intake.desk.conversation import ReplyOptions
 from intake.desk.watch import SlaWatcher
 from intake.errors import ConfigError
 from intake.messages import Channel, Intake, Replier
@@ -59,8 +60,23 @@ def smtp_tls(settings: SmtpSettings) -> ssl.SSLContext | None:
     return context
 
 
+def reply_options(settings: Settings, secret: bytes) -> ReplyOptions:
+    """What agents' replies need (the API's and the page's): our address, the threading
+    secret, the WhatsApp template, the files' limit."""
+    return ReplyOptions(
+        mailbox=settings.outbound.smtp.from_address,
+        secret=secret,
+        whatsapp_template_sid=settings.twilio.whatsapp_template_sid.strip(),
+        max_attachment_bytes=settings.web.reply_attachments_max_bytes,
+    )
+
+
 def web_routes(
-    settings: Settings, secret: bytes, storage: Storage, metrics: Metrics | None = None
+    settings: Settings,
+    secret: bytes,
+    storage: Storage,
+    metrics: Metrics | None = None,
+    wake: Callable[[], None] | None = None,
 ) -> list[RoutesFactory]:
     """The routes each enabled wire adds to the web app."""
     form = CallbackForm(
@@ -70,7 +86,11 @@ def web_routes(
         per_hour=settings.web.callback_per_hour,
         secure_cookie=settings.web.public_url.startswith("https://"),
     )
-    routes: list[RoutesFactory] = [form.routes, api_routes(storage.sessions, utc_now)]
+    api = api_routes(
+        storage.sessions, utc_now, replies=reply_options(settings, secret),
+        templates_dir=settings.pipeline.templates_dir, wake=wake,
+    )  # fmt: skip
+    routes: list[RoutesFactory] = [form.routes, api]
     routes.append(
         page_routes(
             storage.sessions,
@@ -187,7 +207,9 @@ class Service:
             imap = self.settings.imap
             lock = leadership(self.storage.engine, f"imap {mailbox_key(imap)}")
             self.channels.append(ImapChannel(imap, self.storage.sessions, utc_now, leadership=lock))
-        factories = web_routes(self.settings, self.secret, self.storage, self.metrics)
+        factories = web_routes(
+            self.settings, self.secret, self.storage, self.metrics, wake=self.deliverer.wake
+        )
         if self.settings.telegram.enabled:
             telegram = TelegramChannel(
                 self.settings.telegram,

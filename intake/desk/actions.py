@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -19,13 +19,13 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from intake.desk.agents import AgentIdentity
-from intake.desk.views import iso_time, message_json, ticket_json
+from intake.desk.views import iso_time, message_entry, message_json, ticket_json
 from intake.errors import InputRefusedError, TransientError
 from intake.pipeline.references import format_reference
 from intake.policy.files import load_policy
 from intake.policy.model import Policy, compute_deadlines
 from storage import agents as repo
-from storage import tickets
+from storage import conversation, tickets
 from storage.agents import TicketForUpdate
 
 SEVERITIES = range(1, 5)
@@ -241,6 +241,7 @@ class QueueFilter:
     channel: str | None = None
     organization: str | None = None  # the organization's name
     priority: str | None = None
+    assignee: str | None = None  # an agent's email ("Mine"); "" for "Unassigned"
 
 
 async def ticket_rows(
@@ -256,7 +257,9 @@ async def ticket_rows(
     async with storage_errors(), sessions() as session:
         found = await tickets.list_tickets(
             session, only_open=only_open, overdue_at=overdue_at, limit=limit,
-            where=tickets.TicketFilter(where.channel, where.organization, where.priority),
+            where=tickets.TicketFilter(
+                where.channel, where.organization, where.priority, where.assignee
+            ),
             offset=offset,
         )  # fmt: skip
     return [ticket_json(t) for t in found]
@@ -276,6 +279,8 @@ async def ticket_detail(
         messages = await tickets.ticket_messages(session, ticket_id)
         decision = await tickets.ticket_decision(session, ticket_id)
         events = await repo.ticket_events(session, ticket_id)
+        entries = await _message_entries(session, ticket_id, found[0].status)
+        target = await conversation.reply_target(session, ticket_id)
     shown = ticket_json(found[0])
     shown.update(
         clock_starts=iso_time(times.clock_starts),
@@ -285,8 +290,12 @@ async def ticket_detail(
         closed_at=iso_time(times.closed_at),
         last_message_at=iso_time(times.last_message_at),
         decision=decision,
+        sender_name=target.sender_name if target else "",
     )
-    shown["messages"] = [message_json(m) for m in messages]
+    shown["messages"] = [
+        {**message_json(m), **_desk_fields(entry)}
+        for m, entry in zip(messages, entries, strict=True)
+    ]
     shown["events"] = [
         {"at": iso_time(e.at), "actor": e.actor, "kind": e.kind, "details": e.details}
         for e in events
@@ -305,6 +314,22 @@ def _with_reason(outcome: Outcome, reason: str) -> Outcome:
     return Outcome(columns, details)
 
 
+_DESK_FIELDS = ("id", "direction", "kind", "author", "delivery", "delivery_reason", "files")
+
+
+def _desk_fields(entry: dict[str, Any]) -> dict[str, Any]:
+    return {name: entry[name] for name in _DESK_FIELDS}
+
+
+async def _message_entries(
+    session: AsyncSession, ticket_id: int, status: str
+) -> list[dict[str, Any]]:
+    """The ticket's messages as timeline entries (UTC), in `ticket_messages`' order."""
+    stored = await conversation.messages(session, ticket_id)
+    notices = {n.id: n for n in await conversation.notices(session, ticket_id)}
+    return [message_entry(m, notices, UTC, machine=status == "machine") for m in stored]
+
+
 # Agents' desk (issue 15): assignment, status from the page, merge, not a request.
 TICKET_STATUSES = ("open", "on_hold", "resolved", "closed")
 
@@ -319,7 +344,31 @@ async def assign(
 ) -> bool:
     """Give the ticket to an active agent (None: unassign); False when nothing changed.
     The assignee is alerted about the ticket's SLA warnings from then on."""
-    raise NotImplementedError
+    email = assignee_email.strip().lower() if assignee_email else None
+    async with storage_errors(), sessions.begin() as session:
+        await _locked(session, ticket_id)
+        if email is not None:
+            found = await repo.agent_by_email(session, email)
+            if found is None or found.deactivated_at is not None:
+                raise InputRefusedError(f"no active agent {email}")
+            email = found.email
+        before = await conversation.assignee_of(session, ticket_id)
+        if before == email:
+            return False
+        await tickets.update_ticket(session, ticket_id, assignee=email)
+        await repo.insert_event(
+            session, ticket_id, at=now, actor=agent.email,
+            kind="assigned" if email else "unassigned", details={"from": before, "to": email},
+        )  # fmt: skip
+    return True
+
+
+STATUS_ACTIONS = {
+    "open": Action.REOPEN,
+    "on_hold": Action.HOLD,
+    "resolved": Action.RESOLVE,
+    "closed": Action.CLOSE,
+}
 
 
 async def set_status(
@@ -332,7 +381,23 @@ async def set_status(
     reason: str = "",
 ) -> bool:
     """open (reopen), on_hold, resolved or closed; the reason lands in the event."""
-    raise NotImplementedError
+    action = STATUS_ACTIONS.get(status)
+    if action is None:
+        raise InputRefusedError(f"status must be one of {', '.join(STATUS_ACTIONS)}")
+    async with storage_errors(), sessions.begin() as session:
+        ticket = await _locked(session, ticket_id)
+        if ticket.status == "merged":
+            raise StatusConflictError("the ticket was merged into another")
+        outcome = transition(ticket, action, now)
+        if outcome is None:
+            return False
+        await tickets.update_ticket(session, ticket_id, **outcome.columns)
+        details = {**outcome.details, **({"reason": reason[:1000]} if reason else {})}
+        await repo.insert_event(
+            session, ticket_id, at=now, actor=agent.email, kind=EVENT_KINDS[action],
+            details=details,
+        )  # fmt: skip
+    return True
 
 
 async def merge(
@@ -345,7 +410,35 @@ async def merge(
 ) -> bool:
     """This ticket's messages join `into_id`; this one ends `merged`, the other keeps its
     deadlines. False when it was already merged there."""
-    raise NotImplementedError
+    if ticket_id == into_id:
+        raise InputRefusedError("a ticket cannot be merged into itself")
+    async with storage_errors(), sessions.begin() as session:
+        # Both locked, the lower id first: two merges of the same pair cannot deadlock.
+        locked = {i: await _locked(session, i) for i in sorted((ticket_id, into_id))}
+        source, target = locked[ticket_id], locked[into_id]
+        if source.status == "merged":
+            if source.decision.get("merged_into") == into_id:
+                return False
+            raise StatusConflictError("the ticket was already merged into another")
+        if target.status == "merged":
+            raise StatusConflictError(f"{format_reference(into_id)} was itself merged")
+        moved = await conversation.move_messages(session, ticket_id, into_id)
+        decision = {**source.decision, "merged_into": into_id}
+        await tickets.update_ticket(
+            session, ticket_id, status="merged", closed_at=now, on_hold_at=None,
+            decision=decision,
+        )  # fmt: skip
+        await repo.forget_sla_alerts(session, ticket_id)
+        into, this = format_reference(into_id), format_reference(ticket_id)
+        await repo.insert_event(
+            session, ticket_id, at=now, actor=agent.email, kind="merged_into",
+            details={"into": into, "from": source.status, "messages": moved},
+        )  # fmt: skip
+        await repo.insert_event(
+            session, into_id, at=now, actor=agent.email, kind="merged",
+            details={"from": this, "messages": moved},
+        )  # fmt: skip
+    return True
 
 
 async def not_a_request(
@@ -358,4 +451,29 @@ async def not_a_request(
 ) -> bool:
     """A request that is not one (machine mail let through): status `machine`, no SLA,
     no more automatic mail. The way back is the action `request` (machine mail -> request)."""
-    raise NotImplementedError
+    async with storage_errors(), sessions.begin() as session:
+        ticket = await _locked(session, ticket_id)
+        if ticket.status == "machine":
+            return False
+        if ticket.status == "merged":
+            raise StatusConflictError("the ticket was merged into another")
+        details: dict[str, Any] = {
+            "from": ticket.status,
+            "first_response_due": iso_time(ticket.first_response_due),
+            "resolution_due": iso_time(ticket.resolution_due),
+            **({"reason": reason[:1000]} if reason else {}),
+        }
+        decision = {**ticket.decision, "not_a_request": {"at": now.isoformat(), **details}}
+        await tickets.update_ticket(
+            session, ticket_id, status="machine", first_response_due=None,
+            resolution_due=None, on_hold_at=None, decision=decision,
+        )  # fmt: skip
+        # Nothing automatic goes to it any more: acknowledgements not yet sent stay unsent.
+        details["cancelled"] = await conversation.cancel_notices(
+            session, ticket_id, ("ack", "endorse"), "cancelled: not a request"
+        )
+        await repo.forget_sla_alerts(session, ticket_id)
+        await repo.insert_event(
+            session, ticket_id, at=now, actor=agent.email, kind="not_a_request", details=details
+        )
+    return True

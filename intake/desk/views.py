@@ -1,4 +1,5 @@
-"""Tickets and messages as agents read them: one JSON shape for the CLI and the API."""
+"""Tickets and messages as agents read them: one JSON shape for the CLI and the API, and the
+entries of a ticket's timeline."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from intake.pipeline import references
 from storage import tickets
+from storage.conversation import MessageRow, NoticeRow
 
 
 def iso_time(value: datetime | None) -> str | None:
@@ -35,6 +37,7 @@ def ticket_json(t: tickets.TicketSummary) -> dict[str, Any]:
         "message_count": t.message_count,
         "first_response_at": iso_time(t.first_response_at),
         "resolved_at": iso_time(t.resolved_at),
+        "assignee": t.assignee,
     }
 
 
@@ -51,3 +54,68 @@ def message_json(m: tickets.MessageView) -> dict[str, Any]:
         "problems": list(m.problems),
         "extra": m.extra,
     }
+
+
+# The timeline's delivery states, from the outbox's.
+DELIVERY = {"pending": "queued", "sent": "sent", "failed": "failed", "cancelled": "failed"}
+NOTICE_KINDS = {"ack": "ack", "endorse": "alert", "alert": "alert"}
+
+
+def message_entry(
+    m: MessageRow, notices: dict[int, NoticeRow], zone: Any, *, machine: bool = False
+) -> dict[str, Any]:
+    """A message as a timeline entry; `machine`: the ticket is machine mail, not a request."""
+    kind = str(m.extra.get("kind") or "")
+    if m.direction == "report":
+        kind = "machine"  # a delivery report about one of our notices
+    elif kind not in ("reply", "note"):
+        kind = "machine" if machine else "customer"
+    delivery: tuple[str | None, str | None] = (None, None)
+    if kind == "reply":
+        notice = notices.get(int(m.extra.get("outbox_id") or 0))
+        delivery = delivery_of(notice) if notice else ("queued", None)
+    return {
+        "id": m.id,
+        "at": m.received_at.astimezone(zone).isoformat(),
+        "direction": "in" if m.direction in ("in", "report") else "out",
+        "kind": kind,
+        "author": m.extra.get("author") if kind in ("reply", "note") else m.sender,
+        "channel": m.channel,
+        "subject": m.subject,
+        "text": m.text,
+        "delivery": delivery[0],
+        "delivery_reason": delivery[1],
+        "files": [
+            {"id": f.id, "name": f.name, "size": f.size, "content_type": f.content_type}
+            for f in m.files
+        ],
+    }
+
+
+def delivery_of(notice: NoticeRow) -> tuple[str, str | None]:
+    """(queued | sent | failed, the reason it failed)."""
+    state = DELIVERY.get(notice.status, "queued")
+    return state, (notice.last_error or notice.status) if state == "failed" else None
+
+
+def notice_entry(n: NoticeRow, zone: Any) -> dict[str, Any]:
+    return {
+        "id": f"notice-{n.id}",
+        "at": n.created_at.astimezone(zone).isoformat(),
+        "direction": "out",
+        "kind": NOTICE_KINDS.get(n.kind, "alert"),
+        "author": "system",
+        "channel": n.channel,
+        "subject": str(n.payload.get("subject", "")),
+        "text": str(n.payload.get("text", "")),
+        "delivery": delivery_of(n)[0],
+        "delivery_reason": delivery_of(n)[1],
+        "files": [],
+        "to": n.recipient,
+    }
+
+
+def event_text(kind: str, details: dict[str, Any]) -> str:
+    reason = details.get("reason")
+    text = kind.replace("_", " ")
+    return f"{text}: {reason}" if reason else text

@@ -42,7 +42,7 @@ from intake.pipeline import references
 from intake.policy.calendar import Calendar, support_time
 from intake.policy.files import load_policy
 from intake.policy.model import basis_calendar, compute_deadlines
-from storage import watch
+from storage import conversation, outbox, watch
 from storage.watch import BREACH, Deadline, WatchedTicket
 
 log = logging.getLogger(__name__)
@@ -227,10 +227,25 @@ class SlaWatcher:
                 await watch.add_event(session, ticket.id, "sla_breach", details, now)
             rendered = render_sla_alert(self.templates, ticket, threshold, share)
             await self._notifier(now).queue_alert(session, ticket.id, rendered)
+            await self._alert_assignee(session, ticket.id, rendered, now)
         log.info("SLA %s %s alert for ticket %d", ticket.deadline, threshold, ticket.id)
         if self.on_alert is not None:
             self.on_alert(str(ticket.deadline), threshold)
         return True
+
+    async def _alert_assignee(
+        self, session: AsyncSession, ticket_id: int, rendered: acks.Rendered, now: datetime
+    ) -> None:
+        """The agent who has the ticket hears of its SLA warnings too, by mail."""
+        assignee = await conversation.assignee_of(session, ticket_id)
+        if assignee is None or assignee in self.options.notify_emails:
+            return  # unassigned, or told already as a notify address
+        payload = {"subject": rendered.subject, "text": rendered.text,
+                   "reference": references.format_reference(ticket_id)}  # fmt: skip
+        await outbox.enqueue(
+            session, ticket_id=ticket_id, kind="alert", channel="email", recipient=assignee,
+            payload=payload, now=now,
+        )  # fmt: skip
 
     def _notifier(self, now: datetime) -> Notifier:
         """Queues alerts as of `now`, the time of the pass (suppressions, outbox times)."""

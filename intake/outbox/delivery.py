@@ -18,19 +18,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from intake.errors import PermanentChannelError, TransientChannelError
-from intake.messages import Ack, ChannelKind, Replier
+from intake.messages import Ack, Attachment, ChannelKind, Replier
 from intake.pipeline.references import format_reference
-from storage import agents, outbox
+from storage import agents, conversation, outbox
 from storage.outbox import OutboxItem
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,13 @@ def to_ack(item: OutboxItem) -> Ack:
         references=tuple(payload.get("references") or ()),
         message_id=payload.get("message_id"),
         reply_to=payload.get("reply_to"),
+        content_sid=str(payload.get("content_sid") or ""),
+        content_variables=_json(payload.get("content_variables")),
     )
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False) if value else ""
 
 
 @dataclass(frozen=True)
@@ -180,7 +188,7 @@ class Deliverer:
             # That channel is not configured here: waiting would not help, so say so.
             return Outcome(item, "failed", f"channel {item.channel} not enabled")
         try:
-            await replier.send(to_ack(item))
+            await replier.send(await self._with_files(to_ack(item), item))
         except PermanentChannelError as exc:
             log.warning("notice %d to %r failed for good: %s", item.id, item.recipient, exc)
             return Outcome(item, "failed", str(exc))
@@ -189,6 +197,16 @@ class Deliverer:
         except (OSError, TimeoutError) as exc:
             return Outcome(item, "retry", str(exc) or type(exc).__name__)
         return Outcome(item, "sent")
+
+    async def _with_files(self, ack: Ack, item: OutboxItem) -> Ack:
+        """An agent's reply carries its files by id: their bytes are read at sending time."""
+        ids = [int(i) for i in item.payload.get("files") or ()]
+        if not ids:
+            return ack
+        async with self.sessions() as session:
+            found = await conversation.files_by_id(session, ids)
+        files = tuple(Attachment(filename=n, content_type=t, data=d) for n, t, d in found)
+        return dataclasses.replace(ack, files=files)
 
     async def _record(self, outcomes: Sequence[Outcome], held: _Held) -> None:
         """Write a pass's outcomes in one transaction, then report the final ones."""

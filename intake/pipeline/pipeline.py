@@ -138,7 +138,7 @@ class Pipeline:
             report = await self._bounce(session, message)
             if report is not None:
                 return report
-        thread = await self._thread(session, message, identity)
+        thread = await _unmerged(session, await self._thread(session, message, identity))
         if thread is not None:
             await self._follow_up(session, thread, message, found)
             return Receipt(
@@ -323,6 +323,21 @@ class Pipeline:
             session, ticket_id, message, identity, found, policy, decision, nominees
         )
         return ticket_id
+
+
+async def _unmerged(
+    session: AsyncSession, ticket: tickets.TicketState | None
+) -> tickets.TicketState | None:
+    """A merged ticket's follow-up joins the ticket it was merged into (the desk's merge)."""
+    for _ in range(10):  # merges chain at most this far; a longer chain stops where it is
+        into = ticket.decision.get("merged_into") if ticket is not None else None
+        if ticket is None or ticket.status != "merged" or not isinstance(into, int):
+            return ticket
+        found = await tickets.get_ticket(session, into)
+        if found is None:
+            return ticket
+        ticket = found
+    return ticket
 
 
 async def _store_message(

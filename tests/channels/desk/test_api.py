@@ -280,6 +280,12 @@ def test_the_document_is_valid_and_describes_every_operation() -> None:
     }
     assert set(operations) == {
         ("/tickets", "get"), ("/tickets/{reference}", "get"), ("/tickets/{reference}", "patch"),
+        # the agents' desk (issue 15): tests/channels/desk/test_api_conversation.py
+        ("/tickets/{reference}/replies", "post"), ("/tickets/{reference}/notes", "post"),
+        ("/tickets/{reference}/timeline", "get"), ("/tickets/{reference}/merge", "post"),
+        ("/tickets/{reference}/attachments/{attachment_id}", "get"),
+        ("/tickets/{reference}/not-a-request", "post"), ("/canned", "get"),
+        ("/tickets/{reference}/canned/{name}", "get"),
     }  # fmt: skip
     for item in operations.values():
         assert item["security"] == [{"HTTPBearer": []}]
@@ -290,4 +296,6 @@ def test_the_document_is_valid_and_describes_every_operation() -> None:
     assert body == {"$ref": "#/components/schemas/TicketUpdate"}
     update = OPENAPI["components"]["schemas"]["TicketUpdate"]
     assert update["additionalProperties"] is False
-    assert set(update["properties"]) == {"action", "priority", "severity"}
+    assert set(update["properties"]) == {
+        "action", "priority", "severity", "assignee", "status", "reason"
+    }  # fmt: skip
