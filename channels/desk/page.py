@@ -125,16 +125,13 @@ class Filters:
             view=view,
         )
 
-    def keeps(self, row: dict[str, Any], me: str) -> bool:
-        """Whether the "Mine" / "Unassigned" view shows a row."""
-        assignee = row.get("assignee")
-        return not self.view or assignee == (me if self.view == "mine" else None)
-
-    def where(self) -> QueueFilter:
+    def where(self, me: str = "") -> QueueFilter:
         return QueueFilter(
             channel=self.channel or None,
             organization=self.organization or None,
             priority=self.priority or None,
+            # "Mine": the agent's email; "Unassigned": ""; any assignee: None.
+            assignee={"mine": me, "unassigned": ""}.get(self.view),
         )
 
 
@@ -301,11 +298,10 @@ class QueuePage:
             self.sessions,
             only_open=filters.show == "open",
             overdue_at=now if filters.show == "overdue" else None,
-            where=filters.where(),
+            where=filters.where(me),
             limit=MAX_ROWS,
             offset=0,
         )
-        rows = [row for row in rows if filters.keeps(row, me)]
         return [_queue_row(row, now) for row in rows], now
 
     async def queue(self, request: Request) -> Response:

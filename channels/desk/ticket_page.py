@@ -18,7 +18,7 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -233,17 +233,23 @@ def message_entry(m: Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
     kind = str(m.get("kind") or ("customer" if direction == "in" else "ack"))
     at, shown = _entry_time(m.get("at") or m.get("received_at"), zone)
     delivery = m.get("delivery")
+    event = kind == "event"  # an agent's action: its kind is the entry's subject
+    label = str(m.get("subject") or kind).replace("_", " ").capitalize() if event else ""
     return {
         "id": m.get("id"),
         "kind": kind,
-        "label": KIND_LABELS.get(kind, kind),
+        "label": label or KIND_LABELS.get(kind, kind),
         "direction": direction,
-        "way": "incoming" if direction == "in" else "internal" if kind == "note" else "outgoing",
+        "way": "incoming"
+        if direction == "in"
+        else "internal"
+        if kind in ("note", "event")
+        else "outgoing",
         "author": m.get("author") or m.get("sender") or "",
         "channel": m.get("channel") or "",
         "at": at,
         "shown": shown,
-        "subject": m.get("subject") or "",
+        "subject": "" if event else m.get("subject") or "",
         "text": m.get("text") or "",
         "delivery": delivery or "",
         "delivery_reason": m.get("reason") or m.get("delivery_reason") or "",
@@ -253,32 +259,10 @@ def message_entry(m: Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
     }
 
 
-def event_entry(e: Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
-    at, shown = _entry_time(e.get("at"), zone)
-    details = json.dumps(e.get("details") or {}, ensure_ascii=False, sort_keys=True)
-    return {
-        "id": None, "kind": "event", "label": str(e.get("kind") or "event").replace("_", " "),
-        "direction": "", "way": "internal", "author": e.get("actor") or "", "channel": "",
-        "at": at, "shown": shown, "subject": "", "text": details, "delivery": "",
-        "delivery_reason": "", "files": [], "attachments": [], "problems": [],
-    }  # fmt: skip
-
-
-def timeline(
-    messages: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any]], zone: tzinfo
-) -> list[dict[str, Any]]:
-    """Messages and agents' events in one list, oldest first (a stable sort keeps the
-    stored order of entries at the same instant)."""
-    entries = [message_entry(m, zone) for m in messages] + [event_entry(e, zone) for e in events]
-    return sorted(entries, key=lambda e: datetime.fromisoformat(e["at"]) if e["at"] else _EPOCH)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def newest_id(messages: Sequence[Mapping[str, Any]]) -> str:
     """The id of the newest message shown: a reply carries it as `after`."""
-    ids = [m["id"] for m in messages if m.get("id") is not None]
+    # Messages have integer ids; notices and events string ones ("event-3").
+    ids = [m["id"] for m in messages if isinstance(m.get("id"), int)]
     return str(ids[-1]) if ids else ""
 
 
@@ -330,11 +314,8 @@ class TicketPage:
         identity = await agent_named(self.page.sessions, agent.email)
         return render_canned(name, shown, identity, self.page.canned_dir)
 
-    async def _entries(self, ticket_id: int, shown: dict[str, Any], zone: tzinfo) -> list[Any]:
-        try:
-            found = await conversation.timeline(self.page.sessions, ticket_id, zone=str(zone))
-        except NotImplementedError:  # the core's timeline is still a skeleton
-            return timeline(shown["messages"], shown["events"], zone)
+    async def _entries(self, ticket_id: int, zone: tzinfo) -> list[dict[str, Any]]:
+        found = await conversation.timeline(self.page.sessions, ticket_id, zone=str(zone))
         return [message_entry(m, zone) for m in found]
 
     async def render(
@@ -356,7 +337,7 @@ class TicketPage:
                 raise TicketNotFoundError(0)
             shown = await ticket_detail(self.page.sessions, ticket_id)
             staff = await list_agents(self.page.sessions)
-            entries = await self._entries(ticket_id, shown, zone)
+            entries = await self._entries(ticket_id, zone)
             canned_text = await self._canned(chosen_canned, shown, agent) if not refusal else ""
         except TicketNotFoundError:
             return self.page._problem(404, f"There is no ticket {reference}.", agent)
@@ -497,10 +478,6 @@ class TicketPage:
             log.warning("page action %s: %s", action, exc)
             message = "The database does not answer; nothing was changed. Try again."
             return await self.render(request, agent, refusal=refused(503, message))
-        except NotImplementedError:  # the core's skeleton, until its body lands
-            return await self.render(
-                request, agent, refusal=refused(501, "This action is not available yet.")
-            )
         return self._redirect(f"/tickets/{reference}?done={done}#notice")
 
     async def download(self, request: Request) -> Response:

@@ -98,6 +98,9 @@ def web_routes(
             secure_cookie=form.secure_cookie,
             failures_before_delay=settings.limits.login_failures_before_delay,
             delay_cap_seconds=settings.limits.login_delay_cap_seconds,
+            reply_options=reply_options(settings, secret),
+            canned_dir=settings.pipeline.templates_dir,
+            wake=wake,
         )
     )
     if settings.twilio.enabled:

