@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from pipelines import make_pipeline
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.action_chains import ActionChains
@@ -22,6 +25,8 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 from test_page import (  # the queue page's fixtures: one browser setup, one seed
     EMAIL,
+    NOW,
+    PAGE_NOW,
     PASSWORD,
     SQLITE_ONLY,
     agent,
@@ -30,18 +35,24 @@ from test_page import (  # the queue page's fixtures: one browser setup, one see
     csrf,
     listed,
     post_login,
+    queue_page,
     seed,
     web,
 )
 
 from channels.web.app import WebChannel
 from intake.cli.app import Storage
+from intake.config import WebSettings
+from intake.desk import agents, conversation
 from intake.desk.actions import ticket_detail
+from intake.desk.conversation import ReplyOptions
+from intake.messages import Attachment, ChannelKind, InboundMessage
 from intake.pipeline.references import parse_reference
 
 __all__ = ["agent", "browser", "client", "web"]  # fixtures used by name
 
 AXE_DIR = Path(os.environ.get("INTAKE_AXE_DIR", Path.home() / ".cache" / "intake-test" / "axe"))
+OTHER = "bo@vendor.example"
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
@@ -262,3 +273,157 @@ async def test_in_chromium_keyboard_only_and_axe(
     shot = tmp_path / "ticket-actions.png"
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     print(f"screenshot of the ticket page: {shot}")
+
+
+# -- replies, notes, files and the rest, over HTTP, on the core's functions ---------------
+
+REPLIES = ReplyOptions(
+    mailbox="support@support.example.com", secret=b"s" * 32, max_attachment_bytes=2000
+)
+
+
+@pytest.fixture
+async def desk(storage: Storage) -> AsyncIterator[httpx.AsyncClient]:
+    """The page with replies and canned replies, logged in as Ann, over real HTTP."""
+    page = queue_page(storage, reply_options=REPLIES)
+    channel = WebChannel(WebSettings(host="127.0.0.1", port=0), [page.routes])
+    await channel.start(make_pipeline(storage))
+    await agents.add_agent(storage.sessions, EMAIL, PASSWORD, name="Ann", now=NOW)
+    await agents.add_agent(storage.sessions, OTHER, PASSWORD, name="Bo", now=NOW)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{channel.port}") as http:
+            assert (await post_login(http)).status_code == 303
+            yield http
+    finally:
+        await channel.stop()
+
+
+async def customer_writes(storage: Storage, key: str, text: str, **more: Any) -> str:
+    receipt = await make_pipeline(storage)(
+        InboundMessage(
+            channel=ChannelKind.EMAIL, channel_message_id=f"<{key}@x>", rfc_message_id=f"{key}@x",
+            received_at=NOW, sender="jo@fourco.example", subject="Export fails", text=text,
+            **more,
+        )
+    )  # fmt: skip
+    return receipt.reference
+
+
+def hidden(html: str, name: str, form: str) -> str:
+    start = html.index(f'id="{form}"')
+    found = re.search(rf'name="{name}" value="([^"]*)"', html[start:])
+    assert found, (name, form)
+    return found.group(1)
+
+
+async def replies_of(storage: Storage, ref: str) -> list[str]:
+    entries = await conversation.timeline(storage.sessions, parse_reference(ref) or 0)
+    return [e["text"] for e in entries if e["kind"] == "reply"]
+
+
+async def test_a_reply_composed_meanwhile_is_not_sent_blindly(
+    desk: httpx.AsyncClient, storage: Storage
+) -> None:
+    ref = await customer_writes(storage, "c1", "The export fails.")
+    page = (await desk.get(f"/tickets/{ref}")).text
+    token, after = csrf(page), hidden(page, "after", "reply-form")
+    key = hidden(page, "key", "reply-form")
+    # While Ann writes, Bo answers (through the core, as the API does).
+    bo = await agents.agent_named(storage.sessions, OTHER)
+    await conversation.reply(storage.sessions, parse_reference(ref) or 0, bo, "Bo: on it.",
+                             now=PAGE_NOW, options=REPLIES)  # fmt: skip
+    fields = {"text": "Ann: please retry.", "after": after, "key": key}
+    stale = await send(desk, ref, "reply", token, **fields)
+    assert stale.status_code == 409 and 'role="alert"' in stale.text
+    assert "nothing was sent" in stale.text and 'id="newer"' in stale.text
+    newer = stale.text[stale.text.index('id="newer"') : stale.text.index("Back to your draft")]
+    assert "Bo: on it." in newer
+    assert ">Ann: please retry.</textarea>" in stale.text  # the draft is kept
+    assert await replies_of(storage, ref) == ["Bo: on it."]
+    # Sent again from the page that now shows Bo's reply: it goes, once, however often sent.
+    fields |= {"after": hidden(stale.text, "after", "reply-form"),
+               "key": hidden(stale.text, "key", "reply-form")}  # fmt: skip
+    for _ in range(2):
+        sent = await send(desk, ref, "reply", token, **fields)
+        assert sent.status_code == 303 and sent.headers["location"].endswith("?done=reply#notice")
+    assert await replies_of(storage, ref) == ["Bo: on it.", "Ann: please retry."]
+    empty = await send(desk, ref, "reply", token, text="  ", after="", key="")
+    assert empty.status_code == 400 and "write the reply first" in empty.text
+
+
+async def test_reply_files_within_the_limit_and_downloads(
+    desk: httpx.AsyncClient, storage: Storage
+) -> None:
+    log_file = Attachment(filename='a"b<c>.html', content_type="text/html", data=b"<script>x")
+    ref = await customer_writes(storage, "c2", "See the file.", attachments=(log_file,))
+    other = await customer_writes(storage, "c3", "Another ticket.")
+    page = (await desk.get(f"/tickets/{ref}")).text
+    token = csrf(page)
+    link = re.search(rf'href="(/tickets/{ref}/attachments/(\d+))"', page)
+    assert link, page
+    got = await desk.get(link.group(1))
+    assert got.status_code == 200 and got.content == b"<script>x"
+    assert got.headers["content-type"] == "application/octet-stream"  # never rendered
+    assert got.headers["x-content-type-options"] == "nosniff"
+    disposition = got.headers["content-disposition"]
+    assert disposition.startswith('attachment; filename="a_b<c>.html"'), disposition
+    assert (await desk.get(f"/tickets/{other}/attachments/{link.group(2)}")).status_code == 404
+    async with httpx.AsyncClient(base_url=str(desk.base_url)) as stranger:
+        assert (await stranger.get(link.group(1))).status_code == 303
+
+    after = hidden(page, "after", "reply-form")
+    fields = {"csrf_token": token, "text": "The fix is attached.", "after": after}
+    files = [("files", ("fix.txt", b"x" * 1500, "text/plain"))]
+    sent = await desk.post(f"/tickets/{ref}/reply", data=fields, files=files)
+    assert sent.status_code == 303
+    entries = await conversation.timeline(storage.sessions, parse_reference(ref) or 0)
+    reply = next(e for e in entries if e["kind"] == "reply")
+    assert [f["name"] for f in reply["files"]] == ["fix.txt"]
+    # Over the limit (2000 bytes in all here): refused, the draft kept, nothing sent.
+    big = [("files", ("a.bin", b"x" * 1500, "application/octet-stream")),
+           ("files", ("b.bin", b"x" * 1500, "application/octet-stream"))]  # fmt: skip
+    fields["after"] = hidden((await desk.get(f"/tickets/{ref}")).text, "after", "reply-form")
+    refused = await desk.post(f"/tickets/{ref}/reply", data=fields | {"text": "Two files."},
+                              files=big)  # fmt: skip
+    assert refused.status_code in (400, 413), refused.status_code
+    assert await replies_of(storage, ref) == ["The fix is attached."]
+
+
+async def test_note_assign_merge_and_not_a_request(
+    desk: httpx.AsyncClient, storage: Storage
+) -> None:
+    ref = await customer_writes(storage, "c4", "First.")
+    dup = await customer_writes(storage, "c5", "The same again.")
+    page = (await desk.get(f"/tickets/{ref}")).text
+    token = csrf(page)
+    assert (await send(desk, ref, "note", token, note="Called them <b>.")).status_code == 303
+    shown = (await desk.get(f"/tickets/{ref}")).text
+    assert "Internal note" in shown and "Called them &lt;b&gt;." in shown
+    assert await replies_of(storage, ref) == []  # a note is never a reply
+    assert (await send(desk, ref, "assign", token, assignee=OTHER)).status_code == 303
+    assert f'id="assignee">{OTHER}<' in (await desk.get(f"/tickets/{ref}")).text
+    assert listed((await desk.get("/?view=mine")).text) == []
+    assert (await send(desk, ref, "assign", token, assignee=EMAIL)).status_code == 303
+    assert listed((await desk.get("/?view=mine")).text) == [ref]
+    assert ref not in listed((await desk.get("/?view=unassigned")).text)
+    nobody = await send(desk, ref, "assign", token, assignee="nobody@vendor.example")
+    assert nobody.status_code == 400 and 'role="alert"' in nobody.text
+    assert dup != ref  # mail without threading hints opens a ticket of its own
+    merged = await send(desk, dup, "merge", token, into=ref)
+    assert merged.status_code == 303 and await status_of(storage, dup) == "merged"
+    bad = await send(desk, ref, "merge", token, into="not a ticket")
+    assert bad.status_code == 400 and "name the ticket" in bad.text
+    done = await send(desk, ref, "request", token, request="no")
+    assert done.status_code == 303 and await status_of(storage, ref) == "machine"
+
+
+async def test_a_canned_reply_fills_the_draft(desk: httpx.AsyncClient, storage: Storage) -> None:
+    ref = await customer_writes(storage, "c6", "Hello.")
+    page = (await desk.get(f"/tickets/{ref}")).text
+    names = re.findall(r'<option value="([^"]+)"[^>]*>', page[page.index('id="canned"') :])
+    assert names, "no canned replies offered"
+    filled = await desk.get(f"/tickets/{ref}", params={"canned": names[0]})
+    assert filled.status_code == 200
+    draft = filled.text[filled.text.index('id="reply-text"') :].split("</textarea>")[0]
+    assert ref in draft or "Ann" in draft, draft
+    assert (await desk.get(f"/tickets/{ref}", params={"canned": "../x"})).status_code == 400

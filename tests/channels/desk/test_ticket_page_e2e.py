@@ -25,7 +25,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 from test_page import EMAIL, PASSWORD, SQLITE_ONLY, browser
-from test_ticket_page import tab_to
+from test_ticket_page import axe_check, axe_source, tab_to
 
 from intake.cli.app import Storage, build_pipeline
 from intake.cli.serve import Service
@@ -34,7 +34,7 @@ from intake.desk import agents
 from intake.desk.actions import QueueFilter, ticket_detail, ticket_rows
 from intake.pipeline.references import parse_reference
 
-__all__ = ["browser"]  # a fixture, used by name
+__all__ = ["axe_source", "browser"]  # fixtures, used by name
 
 DOMAIN = "support.example.com"
 CUSTOMER = "alice@customer.example"
@@ -136,6 +136,7 @@ async def test_an_agents_day_on_the_ticket_page(
     service: Service,
     sink: Sink,
     browser: webdriver.Chrome,
+    axe_source: str,
     tmp_path: Path,
 ) -> None:
     await agents.add_agent(storage.sessions, EMAIL, PASSWORD, name="Ann", now=datetime.now(UTC))
@@ -170,6 +171,7 @@ async def test_an_agents_day_on_the_ticket_page(
         wait.until(lambda d: "done=reply" in d.current_url or d.find_elements(By.ID, "refusal"))
         assert "done=reply" in browser.current_url, browser.find_element(By.TAG_NAME, "main").text
         assert "queued" in browser.find_element(By.ID, "notice").text
+        axe_check(browser, axe_source, "ticket with a reply and its files")
 
         # The note, from the keyboard alone.
         tab_to(browser, "note-text")
