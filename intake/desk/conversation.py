@@ -290,10 +290,14 @@ async def timeline(
         events = await agent_repo.ticket_events(session, ticket_id)
     by_id = {n.id: n for n in notices}
     machine = target.status == "machine"
-    entries = [(m.received_at, 0, message_entry(m, by_id, where, machine=machine)) for m in stored]
+    # At the same instant: what came in, then what it made us send, then what agents did.
+    entries = [
+        (m.received_at, 0 if m.direction in ("in", "report") else 2, entry)
+        for m, entry in ((m, message_entry(m, by_id, where, machine=machine)) for m in stored)
+    ]
     entries += [(n.created_at, 1, notice_entry(n, where)) for n in notices if n.kind != "reply"]
     entries += [
-        (e.at, 2, {
+        (e.at, 3, {
             "id": f"event-{i}", "at": e.at.astimezone(where).isoformat(), "direction": "out",
             "kind": "event", "author": e.actor, "channel": None, "subject": e.kind,
             "text": event_text(e.kind, e.details), "delivery": None,
