@@ -427,3 +427,16 @@ async def test_a_canned_reply_fills_the_draft(desk: httpx.AsyncClient, storage: 
     draft = filled.text[filled.text.index('id="reply-text"') :].split("</textarea>")[0]
     assert ref in draft or "Ann" in draft, draft
     assert (await desk.get(f"/tickets/{ref}", params={"canned": "../x"})).status_code == 400
+
+
+async def test_the_timeline_in_the_browsers_zone(desk: httpx.AsyncClient, storage: Storage) -> None:
+    """page.js reports Intl's zone in the `intake_zone` cookie; the server renders in it."""
+    ref = await customer_writes(storage, "c7", "Hello.")  # NOW: 10:00 UTC on 10 March
+    utc = (await desk.get(f"/tickets/{ref}")).text
+    assert "times in UTC" in utc and "2026-03-10 10:00 UTC" in utc
+    desk.cookies.set("intake_zone", "America/Los_Angeles")
+    local = (await desk.get(f"/tickets/{ref}")).text
+    assert 'data-zone="America/Los_Angeles" data-zone-source="browser"' in local
+    assert "2026-03-10 03:00 PDT" in local and "10:00 UTC" not in local
+    desk.cookies.set("intake_zone", "Mars/Olympus_Mons")  # unknown: UTC stands
+    assert "times in UTC" in (await desk.get(f"/tickets/{ref}")).text
