@@ -337,7 +337,8 @@ async def test_a_reply_composed_meanwhile_is_not_sent_blindly(
     assert stale.status_code == 409 and 'role="alert"' in stale.text
     assert "nothing was sent" in stale.text and 'id="newer"' in stale.text
     newer = stale.text[stale.text.index('id="newer"') : stale.text.index("Back to your draft")]
-    assert "Bo: on it." in newer
+    assert "Bo: on it." in newer and f"Reply</strong> by {OTHER}" in newer
+    assert "queued" in newer  # its delivery state: no deliverer runs here
     assert ">Ann: please retry.</textarea>" in stale.text  # the draft is kept
     assert await replies_of(storage, ref) == ["Bo: on it."]
     # Sent again from the page that now shows Bo's reply: it goes, once, however often sent.
