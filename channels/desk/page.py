@@ -15,7 +15,6 @@ per-address rate limit.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import secrets
@@ -24,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from importlib import resources
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -33,12 +33,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from channels.desk.ticket_page import TicketPage
 from channels.web.callback import csrf_token, csrf_valid
 from intake.desk.actions import (
     QueueFilter,
-    TicketNotFoundError,
     storage_errors,
-    ticket_detail,
     ticket_rows,
 )
 from intake.desk.agents import (
@@ -48,9 +47,9 @@ from intake.desk.agents import (
     end_session,
     start_session,
 )
+from intake.desk.conversation import ReplyOptions
 from intake.errors import InputRefusedError, TransientError
 from intake.messages import ChannelKind, Intake
-from intake.pipeline import references
 from intake.ratelimit import LoginBackoff, RateLimiter
 
 log = logging.getLogger(__name__)
@@ -63,6 +62,7 @@ LOGIN_COOKIE = "intake_login_csrf"
 MAX_ROWS = 200  # the page shows this many; the API pages through more
 MAX_LOGIN_BODY = 8 * 1024
 SHOWS = ("open", "overdue", "all", "machine")
+VIEWS = {"": "Everyone's", "mine": "Mine", "unassigned": "Unassigned"}  # by assignee
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'",
@@ -105,6 +105,7 @@ class Filters:
     channel: str = ""
     organization: str = ""
     priority: str = ""
+    view: str = ""
 
     @classmethod
     def parse(cls, query: Any) -> Filters:
@@ -114,19 +115,25 @@ class Filters:
         channel = str(query.get("channel") or "")
         if channel and channel not in set(ChannelKind):
             raise InputRefusedError(f"no channel {channel!r}")
+        view = str(query.get("view") or "")
+        if view not in VIEWS:
+            raise InputRefusedError(f"view must be mine or unassigned, not {view[:20]!r}")
         return cls(
             show=show,
             channel=channel,
             organization=str(query.get("organization") or "")[:200],
             priority=str(query.get("priority") or "")[:50],
+            view=view,
         )
 
-    def where(self) -> QueueFilter:
+    def where(self, me: str = "") -> QueueFilter:
         return QueueFilter(
             channel=self.channel or None,
             organization=self.organization or None,
             priority=self.priority or None,
             status="machine" if self.show == "machine" else None,
+            # "Mine": the agent's email; "Unassigned": ""; any assignee: None.
+            assignee={"mine": me, "unassigned": ""}.get(self.view),
         )
 
 
@@ -215,6 +222,9 @@ class QueuePage:
         refresh_seconds: int = 15,
         wall_clock: Callable[[], float] = time.time,
         priorities: Sequence[str] = (),
+        reply_options: ReplyOptions | None = None,
+        canned_dir: Path | None = None,
+        wake: Callable[[], None] | None = None,
     ) -> None:
         if not secret:
             raise ValueError("the page needs a secret to sign its cookies")
@@ -236,12 +246,16 @@ class QueuePage:
         self.style = _static("page.css")
         # The filter offers every priority of the policy, not only those with tickets now.
         self.priorities = tuple(priorities)
+        # Replies from the ticket page (None: the page offers none) and the team's canned ones.
+        self.reply_options = reply_options
+        self.canned_dir = canned_dir
+        self.wake = wake  # the outbox's deliverer: a queued reply goes out now
 
     def routes(self, _intake: Intake) -> Sequence[BaseRoute]:
         return [
             Route("/", self.queue, methods=["GET"]),
             Route("/queue/rows", self.rows, methods=["GET"]),
-            Route("/tickets/{reference}", self.ticket, methods=["GET"]),
+            *TicketPage(self).routes(),
             Route("/login", self.login_page, methods=["GET"]),
             Route("/login", self.login, methods=["POST"]),
             Route("/logout", self.logout, methods=["POST"]),
@@ -287,15 +301,19 @@ class QueuePage:
             chosen = await agent_zone(self.sessions, agent.agent_id)
         return page_zone(chosen, request.cookies.get(ZONE_COOKIE))
 
+    def csrf_ok(self, agent: LoggedIn, token: str) -> bool:
+        """A logged-in form's token: signed for this session's cookie, not older than it."""
+        return _csrf_ok(self.secret, agent.cookie, token, int(self.wall_clock()), self.lifetime)
+
     async def _queue_rows(
-        self, filters: Filters, zone: tzinfo = UTC
+        self, filters: Filters, zone: tzinfo = UTC, me: str = ""
     ) -> tuple[list[dict[str, Any]], datetime]:
         now = self.clock()
         rows = await ticket_rows(
             self.sessions,
             only_open=filters.show == "open",
             overdue_at=now if filters.show == "overdue" else None,
-            where=filters.where(),
+            where=filters.where(me),
             limit=MAX_ROWS,
             offset=0,
         )
@@ -308,7 +326,7 @@ class QueuePage:
         try:
             filters = Filters.parse(request.query_params)
             zone, zone_source = await self._zone(request, agent)
-            rows, now = await self._queue_rows(filters, zone)
+            rows, now = await self._queue_rows(filters, zone, agent.email)
             # The filters' choices: what the open queue holds now.
             choices = await ticket_rows(
                 self.sessions, only_open=True, overdue_at=None, where=QueueFilter(),
@@ -329,6 +347,7 @@ class QueuePage:
             rows=rows,
             filters=filters,
             shows=SHOWS,
+            views=VIEWS,
             channels=[c.value for c in ChannelKind],
             organizations=sorted({*organizations, filters.organization} - {""}),
             priorities=priorities,
@@ -347,7 +366,7 @@ class QueuePage:
         try:
             filters = Filters.parse(request.query_params)
             zone, _ = await self._zone(request, agent)
-            rows, now = await self._queue_rows(filters, zone)
+            rows, now = await self._queue_rows(filters, zone, agent.email)
         except InputRefusedError as exc:
             return Response(f"{exc}\n", 400, media_type="text/plain", headers=SECURITY_HEADERS)
         except TransientError as exc:
@@ -357,56 +376,6 @@ class QueuePage:
                 headers=SECURITY_HEADERS | {"Retry-After": "5"},
             )  # fmt: skip
         return self._html("rows.html.j2", rows=rows, now=shown_time(now.isoformat(), zone))
-
-    async def ticket(self, request: Request) -> Response:
-        agent = await self.logged_in(request)
-        if agent is None:
-            return RedirectResponse("/login", status_code=303, headers=SECURITY_HEADERS)
-        reference = request.path_params["reference"]
-        ticket_id = references.parse_reference(reference)
-        try:
-            if ticket_id is None:
-                raise TicketNotFoundError(0)
-            shown = await ticket_detail(self.sessions, ticket_id)
-            zone, zone_source = await self._zone(request, agent)
-        except TicketNotFoundError:
-            return self._problem(404, f"There is no ticket {reference}.", agent)
-        except TransientError as exc:
-            log.warning("page: %s", exc)
-            return self._problem(503, "The database does not answer; try again shortly.", agent)
-        now = self.clock()
-        decision: dict[str, Any] = dict(shown["decision"] or {})
-        known = ("policy", "plan", "priority", "severity", "contact", "flags", "deadlines",
-                 "evidence", "changes", "suggested_priority")  # fmt: skip
-        other = {k: json.dumps(v, indent=1, ensure_ascii=False) for k, v in decision.items()
-                 if k not in known}  # fmt: skip
-        deadlines = []
-        for name, label, done in (
-            ("first_response_due", "First response", "first_response_at"),
-            ("resolution_due", "Resolution", "resolved_at"),
-        ):
-            if shown[name] is None:
-                continue
-            left, overdue = time_left(_parse_time(shown[name]), now)
-            if shown[done] is not None:
-                left, overdue = f"done {shown_time(shown[done], zone)}", False
-            deadlines.append(
-                {"label": label, "due": shown_time(shown[name], zone), "left": left,
-                 "overdue": overdue}
-            )  # fmt: skip
-        return self._html(
-            "ticket.html.j2",
-            agent=agent,
-            logout_token=self._logout_token(agent),
-            t=shown,
-            deadlines=deadlines,
-            decision=decision,
-            other=other,
-            when=lambda value: shown_time(value, zone),
-            zone=str(zone),
-            zone_source=zone_source,
-            as_json=lambda v: json.dumps(v, ensure_ascii=False, sort_keys=True),
-        )
 
     async def asset(self, request: Request) -> Response:
         if request.url.path.endswith(".js"):
@@ -533,6 +502,9 @@ def page_routes(
     priorities: Sequence[str] = (),
     account_failures_before_delay: int = 20,
     account_delay_cap_seconds: float = 60,
+    reply_options: ReplyOptions | None = None,
+    canned_dir: Path | None = None,
+    wake: Callable[[], None] | None = None,
 ) -> Callable[[Intake], Sequence[BaseRoute]]:
     """The web channel's factory for the queue page."""
     return QueuePage(
@@ -541,4 +513,5 @@ def page_routes(
         priorities=priorities,
         account_failures_before_delay=account_failures_before_delay,
         account_delay_cap_seconds=account_delay_cap_seconds,
+        reply_options=reply_options, canned_dir=canned_dir, wake=wake,
     ).routes  # fmt: skip

@@ -110,6 +110,9 @@ def web_routes(
             priorities=load_policy(settings.policy.name).priorities.order,
             account_failures_before_delay=settings.limits.login_account_failures_before_delay,
             account_delay_cap_seconds=settings.limits.login_account_delay_cap_seconds,
+            reply_options=reply_options(settings, secret),
+            canned_dir=settings.pipeline.templates_dir,
+            wake=wake,
         )
     )
     routes.append(
