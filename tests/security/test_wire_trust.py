@@ -25,7 +25,7 @@ FORGED_AR = ("Authentication-Results", "mx.provider.example; dmarc=pass header.f
 RELAY_ADDRESS = "127.0.0.2"  # loopback's whole /8 answers; the test binds its client here
 
 
-def settings(relay_port: int, **smtp: Any) -> Settings:
+def settings(relay_port: int, *, require: bool = True, **smtp: Any) -> Settings:
     values: dict[str, Any] = {
         "policy": {"name": "circularo-saas"},
         "smtp": {"host": "127.0.0.1", "port": 0, "domains": ["support.example.com"], **smtp},
@@ -34,7 +34,7 @@ def settings(relay_port: int, **smtp: Any) -> Settings:
                               "from": "support@support.example.com"}},
         "authentication": {"trusted_authserv_ids": ["mx.provider.example"],
                            "trusted_relays": [f"{RELAY_ADDRESS}/32"],
-                           "require_authentication": True},
+                           "require_authentication": require},
     }  # fmt: skip
     return Settings(**values)
 
@@ -45,10 +45,14 @@ async def relay() -> AsyncIterator[Relay]:
         yield relay
 
 
-@pytest.fixture
-async def service(storage: Storage, relay: Relay) -> AsyncIterator[Service]:
+@pytest.fixture(params=[True], ids=["require_authentication"])
+async def service(
+    request: pytest.FixtureRequest, storage: Storage, relay: Relay
+) -> AsyncIterator[Service]:
+    """`require_authentication` unless a test asks otherwise: a stranger whose mail carries no
+    verdict at all is then unverified, and gets no acknowledgement (issue 16)."""
     await seed(storage)
-    config = settings(relay.port)
+    config = settings(relay.port, require=request.param)
     running = Service(config, storage, await build_pipeline(config, storage))
     running.deliverer.idle = 0.05
     await running.start()
@@ -67,7 +71,7 @@ async def send(
 ) -> str:
     raw = message if isinstance(message, bytes) else message.as_bytes()
     _, reply = await aiosmtplib.send(
-        raw, sender="bounce@elsewhere.example", recipients=["support@support.example.com"],
+        raw, sender="mallory@elsewhere.example", recipients=["support@support.example.com"],
         hostname="127.0.0.1", port=port_of(service), source_address=(source, 0),
     )  # fmt: skip
     return reply
@@ -138,6 +142,7 @@ async def test_an_upstream_spam_verdict_counts_only_from_a_trusted_relay(
         "victim5@example.org, victim6@example.org",  # not one mailbox
     ],
 )
+@pytest.mark.parametrize("service", [False], ids=["no_verdict_needed"], indirect=True)
 async def test_a_from_that_is_not_one_mailbox_gets_no_mail(
     storage: Storage, service: Service, relay: Relay, from_header: str
 ) -> None:
@@ -162,6 +167,7 @@ async def test_a_from_that_is_not_one_mailbox_gets_no_mail(
 
 
 @SQLITE_ONLY
+@pytest.mark.parametrize("service", [False], ids=["no_verdict_needed"], indirect=True)
 async def test_the_banner_and_ehlo_name_us_and_no_software(
     storage: Storage, service: Service, relay: Relay
 ) -> None:

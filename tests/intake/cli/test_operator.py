@@ -42,10 +42,12 @@ def intake(
 
 
 def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
-    """The process failed with exactly one line on stderr, and no traceback."""
+    """The process failed with exactly one error line on stderr, and no traceback (log lines
+    may come before it: CONTRACTS section 2 additions)."""
     assert done.returncode != 0, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
-    errors = [line for line in done.stderr.splitlines() if " INFO " not in line]
+    logged = (" INFO ", " WARNING ")  # e.g. the default policy's own warnings at start
+    errors = [line for line in done.stderr.splitlines() if not any(k in line for k in logged)]
     assert len(errors) == 1, done.stderr
     return errors[0]
 
