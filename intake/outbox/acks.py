@@ -171,29 +171,6 @@ def render_ack(
     )
 
 
-def render_endorse(
-    env: Environment,
-    *,
-    reference: str,
-    subject: str,
-    nominee: str,
-    requester: str,
-    organization: str,
-    channel: ChannelKind,
-    acknowledgement: str,
-) -> Rendered:
-    text = env.get_template("endorse.txt.j2").render(
-        acknowledgement=acknowledgement,
-        name=nominee,
-        requester=requester,
-        organization=organization,
-        channel_text=CHANNEL_TEXT[str(channel)],
-        reference=reference,
-        subject=" ".join(subject.split())[:200],
-    )
-    return Rendered(subject=f"[{reference}] Please confirm a support request", text=text)
-
-
 def render_endorse_digest(
     env: Environment,
     *,
