@@ -116,7 +116,7 @@ def from_us(us: int) -> datetime:
     return _EPOCH + timedelta(0, 0, us)
 
 
-def _wallto_us(zone: ZoneInfo, day: date, minute: int, *, late: bool) -> int:
+def _wall_to_us(zone: ZoneInfo, day: date, minute: int, *, late: bool) -> int:
     """The instant the wall clock of `zone` shows `minute` on `day`, as epoch microseconds.
 
     An ambiguous wall time (the repeated hour in autumn) maps to its earlier instant for a
@@ -175,8 +175,8 @@ def _compute_spans(cal: Calendar, day: date) -> tuple[tuple[int, int], ...]:
         )
     spans = []
     for w in windows:
-        start = _wallto_us(tz, day, w.start, late=False)
-        end = _wallto_us(tz, day, w.end, late=True)
+        start = _wall_to_us(tz, day, w.start, late=False)
+        end = _wall_to_us(tz, day, w.end, late=True)
         if end > start:
             spans.append((start, end))
     return tuple(spans)
@@ -196,8 +196,8 @@ def _year(cal: Calendar, year: int) -> _Year:
                 done.append((done[-1] if done else 0) + end - start)
                 starts.append(start)
                 ends.append(end)
-        begins = _wallto_us(cal.tz, first, 0, late=False)
-        until = _wallto_us(cal.tz, following, 0, late=False)
+        begins = _wall_to_us(cal.tz, first, 0, late=False)
+        until = _wall_to_us(cal.tz, following, 0, late=False)
         table = _Year(year, begins, until, tuple(starts), tuple(ends), tuple(done))
         cal._years[year] = table
     return table
