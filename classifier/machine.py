@@ -151,6 +151,25 @@ _ESP_HEADERS = frozenset(
         "x-rpcampaign",
     }
 )
+# List managers' own headers: RFC 2369's other List- fields, ezmlm's Mailing-List, Mailman's
+# X-BeenThere and X-Mailman-Version, SmartList's X-Mailing-List, fml's X-ML-Name, X-ML-Count and
+# X-MLServer. A list server wrote or relayed the message; a person's client adds none of them.
+_LIST_HEADERS = frozenset(
+    {
+        "list-help",
+        "list-subscribe",
+        "list-owner",
+        "list-archive",
+        "mailing-list",
+        "x-mailing-list",
+        "x-beenthere",
+        "x-mailman-version",
+        "x-list-administrivia",
+        "x-ml-name",
+        "x-ml-count",
+        "x-mlserver",
+    }
+)
 # Issue trackers, CI, monitors and the cron daemon stamp their own X- headers.
 _NOTIFIER_HEADER = re.compile(
     r"x-(?:jira|redmine|bugzilla|gitlab|github|mantis|trac|rt|otrs|znuny|zammad|youtrack"
@@ -312,6 +331,8 @@ def _check_header(name: str, value: str) -> Finding | None:
         return "bulk", "header.bulk_mailer"
     if lowered in _ESP_HEADERS:
         return "bulk", "header.esp"
+    if lowered in _LIST_HEADERS:
+        return "list", "header.list_manager"
     if not lowered.startswith("x-"):  # Received, Date, DKIM-Signature, ...: most headers
         return None
     if "campaign" in lowered:
@@ -381,7 +402,7 @@ def _trait(rule: str) -> str:
 
 def _pairs_with_html(evidence: Evidence) -> bool:
     rule = _trait(evidence.rule)
-    if rule.endswith(".why_received"):
+    if rule.endswith(".why_received") or rule == "header.esp":
         return True
     return _BULK_TEXT in rule and evidence.where == "body"
 
