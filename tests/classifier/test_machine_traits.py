@@ -12,10 +12,11 @@ from classifier import Classification, MachineKind
 
 Classify = Callable[..., Classification]  # the `run` fixture (conftest.py)
 
-AUTO, BOUNCE, BULK, NOTE = (
+AUTO, BOUNCE, BULK, LIST, NOTE = (
     MachineKind.AUTO_REPLY,
     MachineKind.BOUNCE,
     MachineKind.BULK,
+    MachineKind.LIST,
     MachineKind.NOTIFICATION,
 )
 HTML = ("Content-Type", "text/html; charset=utf-8")
@@ -48,6 +49,16 @@ def machine_rules(result: Classification) -> list[str]:
         ([("X-Mailgun-Sid", "abc")], None),
         ([("X-Mailgun-Storage-Url", "https://x"), ("X-Loop", "x")], BULK),
         ([("Feedback-ID", "1:x"), ("X-Loop", "x@example.com")], BULK),
+        # an ESP's header beside an HTML-only body: an application's notice or a campaign (a
+        # person's client sends neither through an ESP)
+        ([("Feedback-ID", "1:x:AmazonSES"), HTML], BULK),
+        ([("X-SG-EID", "abc"), ("Content-Type", 'multipart/related; type="text/html"')], BULK),
+        # list managers' own headers: the list server relayed it
+        ([("X-BeenThere", "users@lists.example.org")], LIST),
+        ([("X-Mailman-Version", "2.1.39")], LIST),
+        ([("Mailing-List", "contact users-help@example.org; run by ezmlm")], LIST),
+        ([("X-ML-Name", "users"), ("X-ML-Count", "1042")], LIST),
+        ([("List-Help", "<mailto:users-request@example.org?subject=help>")], LIST),
         ([("X-Redmine-Project", "integrations")], NOTE),
         ([("X-Cron-Env", "<SHELL=/bin/sh>")], NOTE),
         ([("X-Something-Else", "1")], None),
@@ -153,6 +164,10 @@ def test_subject_traits(
         "Toto je poštovní systém na serveru mail.example.cz.\n\nVaši zprávu nebylo možné doručit.",
         "Virenwarnung\n\nIn einer von Ihnen gesendeten Nachricht wurde ein Virus gefunden.",
         "A message that you sent contained a virus and was not delivered.",
+        # the recipient's address inside the sentence: its dots do not end it (Office 365)
+        "Your message to sales@example.com couldn't be delivered.",
+        "Ihre Nachricht an vertrieb@example.de konnte nicht zugestellt werden.",
+        "Votre message à ventes@example.fr n'a pas pu être remis.",
     ],
 )
 def test_delivery_reports_dressed_as_replies(run: Classify, text: str) -> None:
@@ -167,6 +182,7 @@ def test_delivery_reports_dressed_as_replies(run: Classify, text: str) -> None:
         # a person introduces a pasted report, or retells it in a sentence of their own
         "Hi,\nwhen I send the order I get this back:\n\nDelivery has failed to these recipients",
         "Hello, our accountant says your message could not be delivered to her new address.",
+        "Hello. Our accountant says your message to ap@example.com could not be delivered.",
         "Hi, the export fails.\n" + "Steps and details follow. " * 20 + "\n"
         "Your message did not reach some or all of the intended recipients.",
         "Our IT says the notices you sent were quarantined by our filter. Which servers?",
