@@ -233,6 +233,10 @@ def test_delivery_status_fields_in_the_text(run: Classify) -> None:
         ("Votre message sera remis dès que vous aurez confirmé votre adresse.", AUTO),
         ("Before I can receive your email, please click the link below.", AUTO),
         ("Before I can receive your emails, our IT must allow your domain.", None),
+        # onto the recipient's list of allowed senders first
+        ("Click the link below to have your address added to the recipient's allowed list.", AUTO),
+        ("Please add yourself to my Guest List so your messages go to my Inbox.", AUTO),
+        ("How do I get my address added to your allowed list? Our mails land in spam.", None),
         # people who cannot verify their own account
         ("I cannot verify my email address, the confirmation link expired.", None),
         ("Please confirm the order before Friday.", None),
