@@ -45,6 +45,8 @@ _DAEMON = re.compile(r"\b(?:mailer[-_ ]?daemon|mail delivery (?:subsystem|system
 _NO_REPLY = re.compile(
     r"^(?:[\w.+-]*[-_.])?(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|donotreply|notifications?|notify"
     r"|alerts?|newsletters?|announcements?|announce|marketing|mailer)@"
+    # a no-reply address with a suffix: "noreply-dmarc-support@", "no-reply+billing@"
+    r"|^(?:[\w.+-]*[-_.])?(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|donotreply)[-_.+][\w.+-]*@"
     # web-form mailers', the cron daemon's, databases', backup, monitoring and fax servers'
     # system accounts
     r"|^(?:www-data|apache|nginx|nobody|daemon|anonymous|root|cron|crond|postgres|mysql|oracle"
@@ -381,8 +383,16 @@ def detect_machine(
     hints = [found for found in findings if _is_hint(found[1].rule)]
     if not decisive and not _hints_agree([evidence for _, evidence in hints]):
         return None, []
+    return _KIND_OF[_kind(decisive, hints)], [evidence for _, evidence in findings]
+
+
+def _kind(decisive: list[Found], hints: list[Found]) -> str:
+    """The most telling kind. A notice's own words ("You are receiving this because you
+    subscribed") beside a bulk mailer's wording ("Unsubscribe") name a mailing: bulk."""
     strongest = max(decisive or hints, key=lambda finding: _STRENGTH[finding[0]])[0]
-    return _KIND_OF[strongest], [evidence for _, evidence in findings]
+    if strongest == "notification" and any(_BULK_TEXT in _trait(e.rule) for _, e in hints):
+        return "bulk"
+    return strongest
 
 
 def _hints_agree(hints: list[Evidence]) -> bool:

@@ -1,3 +1,5 @@
+# Cyrillic, Turkish and full-width letters are the point of these samples, not look-alikes.
+# ruff: noqa: RUF001
 """Machine mail in the languages Outlook, Exchange and mailers localize: the subject prefixes
 of automatic replies and non-delivery reports, and what auto-responders and notices write, in
 Portuguese, Russian, Chinese, Korean, Turkish, Hungarian, Finnish, Romanian and Slovak; and a

@@ -65,6 +65,9 @@ def machine_rules(result: Classification) -> list[str]:
         # who writes, and where replies should go
         ([("Reply-To", "No Reply <noreply@shop.example>")], NOTE),
         ([("Reply-To", "Jana <jana@example.cz>")], None),
+        ([("From", "noreply-dmarc-support@google.com")], NOTE),
+        ([("From", "no-reply+billing@shop.example")], NOTE),
+        ([("From", "norelly.jana@example.cz")], None),
         ([("Sender", "<bounces+123@mailer.example>")], BULK),
         ([("Sender", "jana@example.cz")], None),
         ([("From", "Cron Daemon <root@backup01.example.com>")], NOTE),
@@ -97,6 +100,9 @@ def test_header_traits(
         ("[Automatická zpráva] Záloha dokončena", [], NOTE),
         ("Cron <root@backup01> /usr/local/bin/export.sh", [], NOTE),
         ("** PROBLEM Service Alert: gw01/HTTPS is CRITICAL **", [], NOTE),
+        # RFC 7489's and RFC 8460's aggregate report subject
+        ("Report domain: example.cz Submitter: google.com Report-ID: 1234567890", [], NOTE),
+        ("Report domain example.cz missing in our DMARC setup?", [], None),
         ("Re: 配信不能 (見積)", [], BOUNCE),
         ("【自動送信】ご注文確認", [], NOTE),
         # a report's subject is a hint: customers write them too
@@ -267,6 +273,32 @@ def test_challenge_response(run: Classify, text: str, kind: MachineKind | None) 
         ("Ta wiadomość została wygenerowana automatycznie.", NOTE, "body"),
         ("Jan commented on SUP-1.\n\n--\nThis message was sent by Atlassian Jira", NOTE, "footer"),
         ("Sorry! This message was sent by mistake, please ignore it.", None, ""),
+        # why the reader gets it, a transactional notice's disclaimer, scan-to-mail
+        ("I can reproduce it.\n\nYou are receiving this because you were mentioned.", NOTE, "body"),
+        ("You're getting this email because you have notifications turned on.", NOTE, "body"),
+        (
+            "Reset link: https://x.example/r\n\nIf you did not request a password reset, you can"
+            " safely ignore this email.",
+            NOTE,
+            "body",
+        ),
+        ("If you didn't create an account, please ignore this email.", NOTE, "body"),
+        (
+            "Falls Sie dies nicht angefordert haben, können Sie diese E-Mail ignorieren.",
+            NOTE,
+            "body",
+        ),
+        ("Pokud jste o změnu hesla nežádali, tento e-mail ignorujte.", NOTE, "body"),
+        (
+            "Please open the attachment. It was scanned and sent to you using a copier.",
+            NOTE,
+            "body",
+        ),
+        ("Our survey is sent automatically.\n\nThis survey was sent automatically.", NOTE, "body"),
+        # a person explaining, asking, or retelling in their own sentence
+        ("I think you are receiving this because our admin added you by mistake.", None, ""),
+        ("Why am I receiving this? I never signed up.", None, ""),
+        ("The reset mail says to ignore it if I did not request it, but I did. Help?", None, ""),
         (
             "ご注文ありがとうございます。※このメールは送信専用アドレスから自動送信されています。",
             NOTE,
@@ -374,8 +406,9 @@ def test_bulk_traits(
         ("Our news.\n\nBest regards\nThe Team\n\nUnsubscribe", None),
         ("Can we?\n\nBest regards\nPiotr\n\nUnsubscribe from our mailing list: reply STOP", None),
         ("Our news.\n\nUnsubscribe", BULK),
-        ("Jan commented.\n\n--\nYou have received this notification because you watch it.", BULK),
-        ("Jan commented.\n\n--\nYou are receiving this mail because: you are the assignee.", BULK),
+        # a tracker's "why you get this" opening its own line names a notice
+        ("Jan commented.\n\n--\nYou have received this notification because you watch it.", NOTE),
+        ("Jan commented.\n\n--\nYou are receiving this mail because: you are the assignee.", NOTE),
         # a legal footer's sentence does not
         (
             "The export fails.\n\nRegards\nAnna\n\nIf you no longer wish to receive our news,"
