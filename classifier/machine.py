@@ -45,6 +45,8 @@ _DAEMON = re.compile(r"\b(?:mailer[-_ ]?daemon|mail delivery (?:subsystem|system
 _NO_REPLY = re.compile(
     r"^(?:[\w.+-]*[-_.])?(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|donotreply|notifications?|notify"
     r"|alerts?|newsletters?|announcements?|announce|marketing|mailer)@"
+    # a no-reply address with a suffix: "noreply-dmarc-support@", "no-reply+billing@"
+    r"|^(?:[\w.+-]*[-_.])?(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|donotreply)[-_.+][\w.+-]*@"
     # web-form mailers', the cron daemon's, databases', backup, monitoring and fax servers'
     # system accounts
     r"|^(?:www-data|apache|nginx|nobody|daemon|anonymous|root|cron|crond|postgres|mysql|oracle"
@@ -149,6 +151,25 @@ _ESP_HEADERS = frozenset(
         "x-mailgun-variables",
         "x-mailer-recptid",
         "x-rpcampaign",
+    }
+)
+# List managers' own headers: RFC 2369's other List- fields, ezmlm's Mailing-List, Mailman's
+# X-BeenThere and X-Mailman-Version, SmartList's X-Mailing-List, fml's X-ML-Name, X-ML-Count and
+# X-MLServer. A list server wrote or relayed the message; a person's client adds none of them.
+_LIST_HEADERS = frozenset(
+    {
+        "list-help",
+        "list-subscribe",
+        "list-owner",
+        "list-archive",
+        "mailing-list",
+        "x-mailing-list",
+        "x-beenthere",
+        "x-mailman-version",
+        "x-list-administrivia",
+        "x-ml-name",
+        "x-ml-count",
+        "x-mlserver",
     }
 )
 # Issue trackers, CI, monitors and the cron daemon stamp their own X- headers.
@@ -312,6 +333,8 @@ def _check_header(name: str, value: str) -> Finding | None:
         return "bulk", "header.bulk_mailer"
     if lowered in _ESP_HEADERS:
         return "bulk", "header.esp"
+    if lowered in _LIST_HEADERS:
+        return "list", "header.list_manager"
     if not lowered.startswith("x-"):  # Received, Date, DKIM-Signature, ...: most headers
         return None
     if "campaign" in lowered:
@@ -360,8 +383,16 @@ def detect_machine(
     hints = [found for found in findings if _is_hint(found[1].rule)]
     if not decisive and not _hints_agree([evidence for _, evidence in hints]):
         return None, []
+    return _KIND_OF[_kind(decisive, hints)], [evidence for _, evidence in findings]
+
+
+def _kind(decisive: list[Found], hints: list[Found]) -> str:
+    """The most telling kind. A notice's own words ("You are receiving this because you
+    subscribed") beside a bulk mailer's wording ("Unsubscribe") name a mailing: bulk."""
     strongest = max(decisive or hints, key=lambda finding: _STRENGTH[finding[0]])[0]
-    return _KIND_OF[strongest], [evidence for _, evidence in findings]
+    if strongest == "notification" and any(_BULK_TEXT in _trait(e.rule) for _, e in hints):
+        return "bulk"
+    return strongest
 
 
 def _hints_agree(hints: list[Evidence]) -> bool:
@@ -381,7 +412,7 @@ def _trait(rule: str) -> str:
 
 def _pairs_with_html(evidence: Evidence) -> bool:
     rule = _trait(evidence.rule)
-    if rule.endswith(".why_received"):
+    if rule.endswith(".why_received") or rule == "header.esp":
         return True
     return _BULK_TEXT in rule and evidence.where == "body"
 

@@ -279,6 +279,7 @@ def _assemble(
         if section in _SEARCHED or (section == "machine" and kind not in _SUBJECT_ONLY)
         for rule in section_rules.values()
     ]
+    triggers = frozenset(literal for rule in every for literal in rule.triggers or ())
     return RuleSet(
         sources=sources,
         negation_before=of("negation", "before"),
@@ -302,5 +303,6 @@ def _assemble(
         report_subject=of("machine", "report_subject"),
         machine_text=of("machine", "challenge_text", "notification_text", "bulk_text", "bulk_line"),
         anchor_index=AnchorIndex(literal for rule in every for literal in rule.anchors or ()),
-        trigger_literals=frozenset(literal for rule in every for literal in rule.triggers or ()),
+        trigger_literals=triggers,
+        ascii_trigger_literals=frozenset(literal for literal in triggers if literal.isascii()),
     )

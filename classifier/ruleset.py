@@ -150,6 +150,7 @@ class RuleSet:
     machine_text: RuleGroup = field(default_factory=RuleGroup)
     anchor_index: AnchorIndex = field(default_factory=lambda: AnchorIndex(()))
     trigger_literals: frozenset[str] = frozenset()
+    ascii_trigger_literals: frozenset[str] = frozenset()  # those an ASCII text can hold
 
     def anchors_in(self, folded: str) -> dict[str, list[int]]:
         """Where the rules' anchors occur in a folded text; see RuleGroup.search."""
@@ -157,4 +158,6 @@ class RuleSet:
 
     def triggers_in(self, folded: str) -> frozenset[str]:
         """Which of the rules' triggers occur in a folded text; see RuleGroup.search."""
-        return frozenset(literal for literal in self.trigger_literals if literal in folded)
+        # An ASCII text holds no Chinese or Korean literal: skip scanning it for them.
+        literals = self.ascii_trigger_literals if folded.isascii() else self.trigger_literals
+        return frozenset(literal for literal in literals if literal in folded)

@@ -12,10 +12,11 @@ from classifier import Classification, MachineKind
 
 Classify = Callable[..., Classification]  # the `run` fixture (conftest.py)
 
-AUTO, BOUNCE, BULK, NOTE = (
+AUTO, BOUNCE, BULK, LIST, NOTE = (
     MachineKind.AUTO_REPLY,
     MachineKind.BOUNCE,
     MachineKind.BULK,
+    MachineKind.LIST,
     MachineKind.NOTIFICATION,
 )
 HTML = ("Content-Type", "text/html; charset=utf-8")
@@ -48,12 +49,25 @@ def machine_rules(result: Classification) -> list[str]:
         ([("X-Mailgun-Sid", "abc")], None),
         ([("X-Mailgun-Storage-Url", "https://x"), ("X-Loop", "x")], BULK),
         ([("Feedback-ID", "1:x"), ("X-Loop", "x@example.com")], BULK),
+        # an ESP's header beside an HTML-only body: an application's notice or a campaign (a
+        # person's client sends neither through an ESP)
+        ([("Feedback-ID", "1:x:AmazonSES"), HTML], BULK),
+        ([("X-SG-EID", "abc"), ("Content-Type", 'multipart/related; type="text/html"')], BULK),
+        # list managers' own headers: the list server relayed it
+        ([("X-BeenThere", "users@lists.example.org")], LIST),
+        ([("X-Mailman-Version", "2.1.39")], LIST),
+        ([("Mailing-List", "contact users-help@example.org; run by ezmlm")], LIST),
+        ([("X-ML-Name", "users"), ("X-ML-Count", "1042")], LIST),
+        ([("List-Help", "<mailto:users-request@example.org?subject=help>")], LIST),
         ([("X-Redmine-Project", "integrations")], NOTE),
         ([("X-Cron-Env", "<SHELL=/bin/sh>")], NOTE),
         ([("X-Something-Else", "1")], None),
         # who writes, and where replies should go
         ([("Reply-To", "No Reply <noreply@shop.example>")], NOTE),
         ([("Reply-To", "Jana <jana@example.cz>")], None),
+        ([("From", "noreply-dmarc-support@google.com")], NOTE),
+        ([("From", "no-reply+billing@shop.example")], NOTE),
+        ([("From", "norelly.jana@example.cz")], None),
         ([("Sender", "<bounces+123@mailer.example>")], BULK),
         ([("Sender", "jana@example.cz")], None),
         ([("From", "Cron Daemon <root@backup01.example.com>")], NOTE),
@@ -86,6 +100,9 @@ def test_header_traits(
         ("[Automatická zpráva] Záloha dokončena", [], NOTE),
         ("Cron <root@backup01> /usr/local/bin/export.sh", [], NOTE),
         ("** PROBLEM Service Alert: gw01/HTTPS is CRITICAL **", [], NOTE),
+        # RFC 7489's and RFC 8460's aggregate report subject
+        ("Report domain: example.cz Submitter: google.com Report-ID: 1234567890", [], NOTE),
+        ("Report domain example.cz missing in our DMARC setup?", [], None),
         ("Re: 配信不能 (見積)", [], BOUNCE),
         ("【自動送信】ご注文確認", [], NOTE),
         # a report's subject is a hint: customers write them too
@@ -153,6 +170,10 @@ def test_subject_traits(
         "Toto je poštovní systém na serveru mail.example.cz.\n\nVaši zprávu nebylo možné doručit.",
         "Virenwarnung\n\nIn einer von Ihnen gesendeten Nachricht wurde ein Virus gefunden.",
         "A message that you sent contained a virus and was not delivered.",
+        # the recipient's address inside the sentence: its dots do not end it (Office 365)
+        "Your message to sales@example.com couldn't be delivered.",
+        "Ihre Nachricht an vertrieb@example.de konnte nicht zugestellt werden.",
+        "Votre message à ventes@example.fr n'a pas pu être remis.",
     ],
 )
 def test_delivery_reports_dressed_as_replies(run: Classify, text: str) -> None:
@@ -167,6 +188,7 @@ def test_delivery_reports_dressed_as_replies(run: Classify, text: str) -> None:
         # a person introduces a pasted report, or retells it in a sentence of their own
         "Hi,\nwhen I send the order I get this back:\n\nDelivery has failed to these recipients",
         "Hello, our accountant says your message could not be delivered to her new address.",
+        "Hello. Our accountant says your message to ap@example.com could not be delivered.",
         "Hi, the export fails.\n" + "Steps and details follow. " * 20 + "\n"
         "Your message did not reach some or all of the intended recipients.",
         "Our IT says the notices you sent were quarantined by our filter. Which servers?",
@@ -217,6 +239,10 @@ def test_delivery_status_fields_in_the_text(run: Classify) -> None:
         ("Votre message sera remis dès que vous aurez confirmé votre adresse.", AUTO),
         ("Before I can receive your email, please click the link below.", AUTO),
         ("Before I can receive your emails, our IT must allow your domain.", None),
+        # onto the recipient's list of allowed senders first
+        ("Click the link below to have your address added to the recipient's allowed list.", AUTO),
+        ("Please add yourself to my Guest List so your messages go to my Inbox.", AUTO),
+        ("How do I get my address added to your allowed list? Our mails land in spam.", None),
         # people who cannot verify their own account
         ("I cannot verify my email address, the confirmation link expired.", None),
         ("Please confirm the order before Friday.", None),
@@ -247,6 +273,32 @@ def test_challenge_response(run: Classify, text: str, kind: MachineKind | None) 
         ("Ta wiadomość została wygenerowana automatycznie.", NOTE, "body"),
         ("Jan commented on SUP-1.\n\n--\nThis message was sent by Atlassian Jira", NOTE, "footer"),
         ("Sorry! This message was sent by mistake, please ignore it.", None, ""),
+        # why the reader gets it, a transactional notice's disclaimer, scan-to-mail
+        ("I can reproduce it.\n\nYou are receiving this because you were mentioned.", NOTE, "body"),
+        ("You're getting this email because you have notifications turned on.", NOTE, "body"),
+        (
+            "Reset link: https://x.example/r\n\nIf you did not request a password reset, you can"
+            " safely ignore this email.",
+            NOTE,
+            "body",
+        ),
+        ("If you didn't create an account, please ignore this email.", NOTE, "body"),
+        (
+            "Falls Sie dies nicht angefordert haben, können Sie diese E-Mail ignorieren.",
+            NOTE,
+            "body",
+        ),
+        ("Pokud jste o změnu hesla nežádali, tento e-mail ignorujte.", NOTE, "body"),
+        (
+            "Please open the attachment. It was scanned and sent to you using a copier.",
+            NOTE,
+            "body",
+        ),
+        ("Our survey is sent automatically.\n\nThis survey was sent automatically.", NOTE, "body"),
+        # a person explaining, asking, or retelling in their own sentence
+        ("I think you are receiving this because our admin added you by mistake.", None, ""),
+        ("Why am I receiving this? I never signed up.", None, ""),
+        ("The reset mail says to ignore it if I did not request it, but I did. Help?", None, ""),
         (
             "ご注文ありがとうございます。※このメールは送信専用アドレスから自動送信されています。",
             NOTE,
@@ -354,8 +406,9 @@ def test_bulk_traits(
         ("Our news.\n\nBest regards\nThe Team\n\nUnsubscribe", None),
         ("Can we?\n\nBest regards\nPiotr\n\nUnsubscribe from our mailing list: reply STOP", None),
         ("Our news.\n\nUnsubscribe", BULK),
-        ("Jan commented.\n\n--\nYou have received this notification because you watch it.", BULK),
-        ("Jan commented.\n\n--\nYou are receiving this mail because: you are the assignee.", BULK),
+        # a tracker's "why you get this" opening its own line names a notice
+        ("Jan commented.\n\n--\nYou have received this notification because you watch it.", NOTE),
+        ("Jan commented.\n\n--\nYou are receiving this mail because: you are the assignee.", NOTE),
         # a legal footer's sentence does not
         (
             "The export fails.\n\nRegards\nAnna\n\nIf you no longer wish to receive our news,"
