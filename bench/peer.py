@@ -13,8 +13,9 @@ tickets, messages, attachments and acknowledgements are checked against the mani
     python bench/peer.py [--n 2000] [--seed 1] [--connections 4 20] [--peer-runs 3]
         [--keep-venv] [--skip-peer]
 
-One setting differs from the defaults: `acks_per_sender_per_hour` is lifted, because the
-corpus's dates span weeks while the replay takes a minute (a sender has up to 36 messages).
+Settings that differ from the defaults: the acknowledgement limits are lifted, because the
+corpus's dates span weeks while the replay takes a minute (a sender has up to 36 messages),
+and so is the cap on connections per client, since every connection comes from 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -182,7 +183,9 @@ def run_ours(corpus: Path, manifest: list[Record], connections: int) -> Record:
         root = Path(folder)
         smtp_port, web_port, sink_port = free_port(), free_port(), free_port()
         (root / "intake.toml").write_text(
-            f"[smtp]\nport = {smtp_port}\n[web]\nport = {web_port}\n"
+            # Every connection comes from one loopback address: lift the per-client cap.
+            f"[smtp]\nport = {smtp_port}\nmax_connections_per_client = 0\n"
+            f"[web]\nport = {web_port}\n"
             f'[outbound.smtp]\nhost = "127.0.0.1"\nport = {sink_port}\n'
             "[pipeline]\nacks_per_sender_per_hour = 1000000\n"
             "unidentified_acks_per_hour = 1000000\n",
