@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,7 +180,7 @@ class Metrics:
             self.acknowledgements.labels(channel=channel, result=result).inc()
 
     def set_open(self, counts: Mapping[str, int]) -> None:
-        self.tickets_open.clear()  # a priority with no open ticket left must not linger
+        _clear(self.tickets_open)  # a priority with no open ticket left must not linger
         for priority, count in counts.items():
             self.tickets_open.labels(priority=priority).set(count)
 
@@ -187,7 +188,7 @@ class Metrics:
         """None: not read this time (the database is away); the gauges are left out."""
         for gauge in (self.tickets_open_overdue, self.organization_quota,
                       self.organization_quota_used):  # fmt: skip
-            gauge.clear()
+            _clear(gauge)
         if figures is None:
             return
         for priority, count in figures.open_overdue.items():
@@ -195,6 +196,15 @@ class Metrics:
         for organization, (quota, used) in figures.quotas.items():
             self.organization_quota.labels(organization=organization).set(quota)
             self.organization_quota_used.labels(organization=organization).set(used)
+
+
+def _clear(gauge: Gauge) -> None:
+    """Forget the gauge's labels. In multiprocess mode prometheus_client warns that their
+    files keep them: a scrape never reads the gauges' files (`_EveryProcess`), only what this
+    process holds now (`_Own`), which the clear does empty."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Clearing labels", UserWarning)
+        gauge.clear()
 
 
 class _RefusalCounter(logging.Handler):
