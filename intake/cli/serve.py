@@ -11,6 +11,7 @@ With `--workers N` each worker process runs one `Service` on sockets its parent 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import secrets
@@ -63,6 +64,8 @@ from storage.webhook_tokens import SeenTokens
 
 log = logging.getLogger(__name__)
 
+PROBLEMS_EVERY_SECONDS = 2.0  # how soon the other workers' /healthz shows worker 0's problems
+
 
 @dataclass(frozen=True)
 class Worker:
@@ -71,12 +74,22 @@ class Worker:
     number: int  # 0 .. N-1; a restarted worker keeps its number
     smtp: tuple[socket.socket, ...]  # listening sockets, bound and shared by the parent
     web: tuple[socket.socket, ...]
-    metrics: Path  # where every worker's counters are kept for /metrics (Metrics.shared)
+    folder: Path  # the workers' own: their counters, worker 0's problems
 
     @property
     def duties(self) -> bool:
         """The work one process per host does alone is worker 0's."""
         return self.number == 0
+
+    @property
+    def metrics(self) -> Path:
+        """Where every worker's counters are kept for /metrics (`Metrics.shared`)."""
+        return self.folder / "metrics"
+
+    @property
+    def problems(self) -> Path:
+        """Worker 0's problems, one per line, for the /healthz of every worker."""
+        return self.folder / "problems"
 
 
 def smtp_tls(settings: SmtpSettings) -> ssl.SSLContext | None:
@@ -181,6 +194,7 @@ class Service:
         # The work one process per host does alone: polling IMAP and Telegram (on SQLite
         # nothing else keeps a second poller off; Telegram refuses two), the SLA watcher and
         # the endorsement digests (safe twice over, but each pass would be done N times).
+        self.worker = worker
         self.duties = worker is None or worker.duties
         self.listening = (worker.smtp, worker.web) if worker is not None else ((), ())
         # The shared secret signs form tokens; without one they are valid on this node only.
@@ -244,6 +258,7 @@ class Service:
             max_entries=pipeline.endorsement_digest_entries,
         )
         self._digesting: asyncio.Task[None] | None = None
+        self._sharing: asyncio.Task[None] | None = None
         self._unredact: Callable[[], None] | None = None
         self._uncount: Callable[[], None] | None = None
 
@@ -309,11 +324,32 @@ class Service:
         if self.duties:
             self._watching = asyncio.create_task(self.watcher.run(self.stopping))
             self._digesting = asyncio.create_task(self.digests.run(self.stopping))
+        if self.worker is not None and self.duties:
+            self._sharing = asyncio.create_task(self._share_problems(self.worker.problems))
 
     def problems(self) -> list[str]:
         """What /healthz names beside the database: channels that need an administrator."""
         found = (getattr(channel, "problem", None) for channel in self.channels)
-        return [problem for problem in found if isinstance(problem, str) and problem]
+        own = [problem for problem in found if isinstance(problem, str) and problem]
+        if self.duties or self.worker is None:
+            return own
+        # Any worker may answer /healthz: it tells what worker 0's channels (IMAP) report.
+        try:
+            return own + self.worker.problems.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return own
+
+    async def _share_problems(self, path: Path) -> None:
+        """Worker 0: keep `path` saying what `problems` says, for the other workers."""
+        written: str | None = None
+        while not self.stopping.is_set():
+            lines = "".join(f"{problem}\n" for problem in self.problems())
+            if lines != written:
+                path.with_suffix(".new").write_text(lines, encoding="utf-8")
+                path.with_suffix(".new").replace(path)  # readers never see half of it
+                written = lines
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), PROBLEMS_EVERY_SECONDS)
 
     async def _listen(self, channel: Channel) -> None:
         """Start `channel`; a listener that cannot bind is one ConfigError naming the address
@@ -340,6 +376,8 @@ class Service:
             await self._watching
         if self._digesting is not None:
             await self._digesting
+        if self._sharing is not None:
+            await self._sharing
         await self.smtp_replier.aclose()
         if self.twilio_replier is not None:
             await self.twilio_replier.aclose()

@@ -59,9 +59,11 @@ def run_workers(settings: Settings, count: int) -> int:
     asyncio.run(_prepare(settings))
     smtp, web = _bind(settings)
     try:
-        with tempfile.TemporaryDirectory(prefix="intake-metrics-") as folder:
-            count_in(Path(folder))
-            return _Pool(settings, smtp, web, Path(folder)).run(count)
+        with tempfile.TemporaryDirectory(prefix="intake-workers-") as folder:
+            shared = Path(folder)
+            (shared / "metrics").mkdir()
+            count_in(shared / "metrics")
+            return _Pool(settings, smtp, web, shared).run(count)
     finally:
         for sock in (*smtp, *web):
             sock.close()
@@ -133,12 +135,12 @@ class _Pool:
         settings: Settings,
         smtp: tuple[socket.socket, ...],
         web: tuple[socket.socket, ...],
-        metrics: Path,
+        folder: Path,
     ) -> None:
         self.settings = settings
         self.smtp = smtp
         self.web = web
-        self.metrics = metrics
+        self.folder = folder  # Worker.folder
         # Fork: the workers inherit the bound sockets and need not import everything again.
         self.context = multiprocessing.get_context("fork")
         self.processes: dict[int, BaseProcess] = {}
@@ -147,7 +149,7 @@ class _Pool:
         self.stopping = False
 
     def start(self, number: int) -> None:
-        worker = Worker(number, self.smtp, self.web, self.metrics)
+        worker = Worker(number, self.smtp, self.web, self.folder)
         ready = self.context.Event()
         process = self.context.Process(
             target=_work, args=(self.settings, worker, ready), name=f"worker {number}"
