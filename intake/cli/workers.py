@@ -191,8 +191,11 @@ class _Pool:
     def _replace(self, number: int, process: BaseProcess) -> int:
         """Restart a worker that died; the exit status of the serve when it must stop instead."""
         code = process.exitcode
+        del self.processes[number]  # said here: `_stop_all` need not say it again
         if not self.ready[number].is_set():
-            log.error("worker %d exited with status %s before serving: stopping", number, code)
+            # Status 2: the worker said why in the CLI's one error line; this is the sequel.
+            level = logging.INFO if code == EXIT_BAD_INPUT else logging.ERROR
+            log.log(level, "worker %d exited with status %s before serving: stopping", number, code)
             self.stopping = True
             return EXIT_BAD_INPUT if code == EXIT_BAD_INPUT else 1
         now = time.monotonic()

@@ -236,3 +236,22 @@ async def test_a_separate_serve_on_the_workers_port_refuses_to_start(
         f"intake: smtp.port: cannot listen on 127.0.0.1:{node.smtp_port}: "
         "address already in use (another process holds the port)"
     ], done.stderr
+
+
+async def test_a_worker_that_cannot_start_stops_the_serve_with_one_line(
+    tmp_path: Path, sink: Sink, imap_env: Callable[..., dict[str, str]]
+) -> None:
+    # Worker 0 logs in to IMAP at start, and is refused: as one process would, the serve
+    # exits 2 with one error line, the other worker stopped too.
+    env = imap_env(INTAKE_IMAP_PASSWORD="not-the-password")
+    node = workers_node(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'intake.db'}", sink, **env)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "intake.cli", "serve", *WORKERS],
+        cwd=node.folder, env=dict(node.env), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "not-the-password" not in done.stderr
+    logged = (" INFO ", " WARNING ")
+    errors = [line for line in done.stderr.splitlines() if not any(k in line for k in logged)]
+    assert len(errors) == 1 and errors[0].startswith("intake: imap."), done.stderr
