@@ -196,7 +196,6 @@ class Service:
         # the endorsement digests (safe twice over, but each pass would be done N times).
         self.worker = worker
         self.duties = worker is None or worker.duties
-        self.listening = (worker.smtp, worker.web) if worker is not None else ((), ())
         # The shared secret signs form tokens; without one they are valid on this node only.
         self.secret = secret or secrets.token_bytes(32)
         self.settings = settings
@@ -280,7 +279,7 @@ class Service:
                         self.settings.limits.smtp_connections_per_client_per_minute, 60
                     ),
                     trusted_relays=self.settings.authentication.trusted_relays,
-                    sockets=self.listening[0],
+                    sockets=self.worker.smtp if self.worker is not None else (),
                 )
             )
         if self.settings.imap.enabled and self.duties:
@@ -315,7 +314,7 @@ class Service:
                     health_check=self.ping,
                     client_limiter=RateLimiter.optional(per_client, 60),
                     problems=self.problems,
-                    sockets=self.listening[1],
+                    sockets=self.worker.web if self.worker is not None else (),
                 )
             )
         for channel in self.channels:
