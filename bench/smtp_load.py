@@ -20,6 +20,7 @@ product under cProfile and writes its stats there (read them with `python -m pst
 behind a load balancer) against N do-nothing servers, the client's connections spread over
 them; CPU is then the sum of the N processes'. `--workers N` is passed to each `intake serve`
 (without it, `[serve] workers` decides); CPU and peak RSS then count its worker processes too.
+`--profile` profiles the parent process only: use it with one worker.
 """
 
 from __future__ import annotations
