@@ -23,6 +23,7 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 from dovecot import Dovecot
+from fake_telegram import FakeTelegram, payload
 from nodes import Node, Sink
 from serving import wait_until
 from sqlalchemy import func, select
@@ -37,6 +38,7 @@ WORKERS = ["--workers", "2"]
 ACCEPTED = re.compile(r"\[worker (\d)\] channels\.email\.smtp: .*: 250 ")
 IMAP_TAKEN = re.compile(r"\[worker (\d)\] channels\.email\.imap: IMAP \S+: UID (\d+)")
 STARTED = re.compile(r"worker 1 started \(pid (\d+)\)")
+TELEGRAM_TOKEN = "7000000001:AAHfake-token_for-the-tests"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -202,6 +204,7 @@ async def test_one_imap_poller_among_the_workers(
     # Worker 0 alone fetched, each message once (no worker 1 fetching and finding duplicates).
     assert sorted(int(uid) for _, uid in taken) == list(range(1, 13))
     assert {worker for worker, _ in taken} == {"0"}
+    assert "[worker 1] channels.email.imap" not in node.output()  # not even logged in
 
 
 async def count_is(storage: Storage, expected: int) -> bool:
@@ -255,3 +258,42 @@ async def test_a_worker_that_cannot_start_stops_the_serve_with_one_line(
     logged = (" INFO ", " WARNING ")
     errors = [line for line in done.stderr.splitlines() if not any(k in line for k in logged)]
     assert len(errors) == 1 and errors[0].startswith("intake: imap."), done.stderr
+
+
+async def test_one_telegram_poller_among_the_workers(tmp_path: Path, sink: Sink) -> None:
+    # Telegram answers a second concurrent getUpdates with a conflict: one poller only, and
+    # each update served once.
+    fake = FakeTelegram(TELEGRAM_TOKEN)
+    await fake.start()
+    updates = []
+    for number in range(15):
+        update = payload("update_text")
+        update["update_id"] = 815_100_000 + number
+        update["message"]["message_id"] = 100 + number
+        update["message"]["from"]["id"] = update["message"]["chat"]["id"] = 777_100_000 + number
+        updates.append(update)
+    fake.push(*updates)
+    env = {
+        "INTAKE_TELEGRAM_ENABLED": "true",
+        "INTAKE_TELEGRAM_TOKEN": TELEGRAM_TOKEN,
+        "INTAKE_TELEGRAM_API_BASE": fake.api_base,
+        "INTAKE_TELEGRAM_POLL_TIMEOUT_SECONDS": "1",
+        "PTB_TIMEDELTA": "true",  # PTB 22 warns without it (as in tests/channels/telegram)
+    }
+    url = f"sqlite+aiosqlite:///{tmp_path / 'intake.db'}"
+    node = workers_node(tmp_path, url, sink, **env)
+    engine = db.create_engine(url)
+    storage = Storage(engine, db.session_factory(engine))
+    try:
+        node.start()
+        await serving(node)
+        await wait_until(lambda: count_is(storage, 15), "15 tickets from Telegram", timeout=90)
+        await wait_until(lambda: len(fake.made("getUpdates")) > 3, "polling after them")
+    finally:
+        code = await asyncio.to_thread(node.stop)
+        await engine.dispose()
+        await fake.stop()
+    assert code == 0, node.output()
+    assert {fake.delivered[u["update_id"]] for u in updates} == {1}
+    started = re.findall(r"\[worker (\d)\] \S+: telegram channel started", node.output())
+    assert started == ["0"], node.output()
