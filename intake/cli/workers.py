@@ -24,7 +24,6 @@ import multiprocessing
 import os
 import signal
 import socket
-import sys
 import tempfile
 import time
 from collections import deque
@@ -37,16 +36,15 @@ from types import FrameType
 from channels.web.app import bind as bind_web
 from channels.web.metrics import count_in
 from intake.cli.app import open_storage
+from intake.cli.root import EXIT_BAD_INPUT, refusals
 from intake.cli.serve import Worker, listen_error, prepare, run_service
 from intake.config import Settings
-from intake.errors import IntakeError
 
 log = logging.getLogger(__name__)
 
 MAX_RESTARTS = 5  # in RESTART_WINDOW seconds, over all workers; one more stops the serve
 RESTART_WINDOW = 300.0
 BACKLOG = 100  # asyncio's default, which a single process listens with
-EXIT_BAD_INPUT = 2  # as `intake.cli.main`: a worker that cannot start said why in one line
 
 
 def worker_count(configured: int) -> int:
@@ -120,11 +118,8 @@ def _work(settings: Settings, worker: Worker, ready: Event) -> None:
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
+    with refusals():  # the CLI's one line and exit status 2, as one process would say it
         asyncio.run(run_service(settings, worker=worker, on_ready=lambda _service: ready.set()))
-    except IntakeError as exc:
-        print(f"intake: {exc}", file=sys.stderr)  # the CLI's one line
-        sys.exit(EXIT_BAD_INPUT)
 
 
 class _Pool:
