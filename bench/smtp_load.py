@@ -14,11 +14,13 @@ product under cProfile and writes its stats there (read them with `python -m pst
 
     python bench/smtp_load.py [--messages 2000] [--connections 20]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1/intake_bench [--nodes 2]]
-        [--profile FILE]
+        [--workers N] [--profile FILE]
 
 `--nodes N` runs N product processes on that PostgreSQL (several nodes, as in production
 behind a load balancer) against N do-nothing servers, the client's connections spread over
-them; CPU is then the sum of the N processes'.
+them; CPU is then the sum of the N processes'. `--workers N` is passed to each `intake serve`
+(without it, `[serve] workers` decides); CPU and peak RSS then count its worker processes too.
+`--profile` profiles the parent process only: use it with one worker.
 """
 
 from __future__ import annotations
@@ -92,6 +94,26 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time the process has used so far (/proc/PID/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def family(pid: int) -> list[int]:
+    """`pid` and its living descendants (the workers of `intake serve --workers N`)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # ended meanwhile
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, queue = [], [pid]
+    while queue:
+        found.append(queue.pop())
+        queue.extend(children.get(found[-1], []))
+    return found
+
+
+def family_cpu_seconds(pid: int) -> float:
+    return sum(cpu_seconds(member) for member in family(pid))
 
 
 def message(n: int) -> EmailMessage:
@@ -176,11 +198,13 @@ def run(
         warm = min(100, messages)
         asyncio.run(load(ports, warm, connections))  # warm up
         wait_settled(settled, warm)
-        cpu_before = sum(cpu_seconds(p.pid) for p in processes)
+        cpu_before = sum(family_cpu_seconds(p.pid) for p in processes)
         rate, latencies = asyncio.run(load(ports, messages, connections))
         wait_settled(settled, warm + messages)
-        cpu_ms = (sum(cpu_seconds(p.pid) for p in processes) - cpu_before) * 1000 / messages
-        return rate, latencies, max(peak_rss_mb(p.pid) for p in processes), cpu_ms
+        cpu_ms = sum(family_cpu_seconds(p.pid) for p in processes) - cpu_before
+        cpu_ms *= 1000 / messages
+        rss = max(peak_rss_mb(member) for p in processes for member in family(p.pid))
+        return rate, latencies, rss, cpu_ms
     finally:
         for process in processes:
             process.terminate()
@@ -201,7 +225,9 @@ def quantiles(values: list[float]) -> tuple[float, float]:
     return cuts[49] * 1000, cuts[98] * 1000
 
 
-def node(number: int, nodes: int, env: dict[str, str], profile: Path | None) -> Server:
+def node(
+    number: int, nodes: int, env: dict[str, str], profile: Path | None, workers: int | None
+) -> Server:
     """The `intake serve` process `number`: its own SMTP port, the shared configuration."""
     port = free_port()
     cprofile = []
@@ -209,6 +235,8 @@ def node(number: int, nodes: int, env: dict[str, str], profile: Path | None) -> 
         name = profile.absolute() if nodes == 1 else profile.absolute().with_suffix(f".{number}")
         cprofile = ["-m", "cProfile", "-o", str(name)]
     argv = [sys.executable, *cprofile, "-m", "intake.cli", "serve"]
+    if workers is not None:
+        argv += ["--workers", str(workers)]
     return argv, port, {**env, "INTAKE_SMTP_PORT": str(port)}
 
 
@@ -223,6 +251,9 @@ def main() -> None:
         "--nodes", type=int, default=1, help="product processes on one PostgreSQL (and as many "
         "do-nothing servers), the connections spread over them"
     )  # fmt: skip
+    parser.add_argument(
+        "--workers", type=int, help="intake serve --workers N (default: [serve] workers)"
+    )
     parser.add_argument("--profile", type=Path, help="cProfile the product into this file")
     args = parser.parse_args()
     if args.nodes > 1 and not args.database_url:
@@ -258,7 +289,7 @@ def main() -> None:
         try:
             wait_listening(sink_port, sink)
             ours = run(
-                [node(n, args.nodes, env, args.profile) for n in range(args.nodes)],
+                [node(n, args.nodes, env, args.profile, args.workers) for n in range(args.nodes)],
                 root,
                 args.messages,
                 args.connections,
@@ -269,6 +300,7 @@ def main() -> None:
             sink.wait(timeout=60)
     where = args.database_url.split("@")[-1] if args.database_url else "SQLite"
     nodes = f", {args.nodes} processes each" if args.nodes > 1 else ""
+    nodes += f", --workers {args.workers}" if args.workers is not None else ""
     print(f"{args.messages} messages over {args.connections} connections, loopback, {where}{nodes}")
     for name, (rate, latencies, rss, cpu_ms) in (
         ("do-nothing aiosmtpd", base),

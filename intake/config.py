@@ -293,6 +293,13 @@ class SpamSettings(_Section):
     max_bytes: int = Field(default=512_000, ge=1)  # larger mail is not sent (as spamc does)
 
 
+class ServeSettings(_Section):
+    """`intake serve` itself (docs/deployment.md, "Workers")."""
+
+    # Processes sharing the SMTP and web ports on this host; 0: one per CPU core.
+    workers: int = Field(default=1, ge=0, le=64)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="forbid", frozen=True)
 
@@ -316,6 +323,7 @@ class Settings(BaseSettings):
     sendgrid: SendgridSettings = SendgridSettings()
     ses: SesSettings = SesSettings()
     spam: SpamSettings = SpamSettings()
+    serve: ServeSettings = ServeSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -213,8 +213,12 @@ class SmtpChannel:
         sender_checks: SenderChecks | None = None,
         client_limiter: RateLimiter | None = None,
         trusted_relays: Sequence[IpNetwork] = (),
+        sockets: Sequence[socket.socket] = (),
     ) -> None:
         self.settings = settings
+        # Listening sockets bound by someone else (the parent of `intake serve --workers N`);
+        # none: `start` binds host and port itself.
+        self.sockets = tuple(sockets)
         self.domains = frozenset(_domain("@" + d) for d in settings.domains)
         self.clock = clock
         self.tls_context = tls_context
@@ -231,7 +235,7 @@ class SmtpChannel:
         self.in_flight = 0
         self.idle = asyncio.Event()
         self.closing = False
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
         self._port = 0
 
     @property
@@ -267,8 +271,9 @@ class SmtpChannel:
     async def start(self, intake: Intake) -> None:
         handler = _Handler(self, intake)
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: _Server(
+
+        def session() -> _Server:
+            return _Server(
                 self,
                 handler,
                 data_size_limit=self.settings.max_message_bytes,
@@ -278,19 +283,25 @@ class SmtpChannel:
                 hostname=self.hostname,
                 ident=BANNER_TEXT,
                 loop=loop,
-            ),
-            host=self.settings.host,
-            port=self.settings.port,
-        )
-        self._port = int(self._server.sockets[0].getsockname()[1])
+            )
+
+        if self.sockets:
+            for sock in self.sockets:
+                self._servers.append(await loop.create_server(session, sock=sock))
+        else:
+            self._servers.append(
+                await loop.create_server(session, host=self.settings.host, port=self.settings.port)
+            )
+        self._port = int(self._servers[0].sockets[0].getsockname()[1])
         log.info("SMTP listening on %s:%d", self.settings.host, self._port)
 
     async def stop(self, grace: float = 30.0) -> None:
         """Stop accepting, let the messages being stored finish, then close every connection."""
-        if self._server is None:
+        if not self._servers:
             return
         self.closing = True
-        self._server.close()
+        for server in self._servers:
+            server.close()
         deadline = asyncio.get_running_loop().time() + grace
         while self.in_flight and asyncio.get_running_loop().time() < deadline:
             self.idle.clear()
@@ -303,8 +314,9 @@ class SmtpChannel:
             if transport is not None and not transport.is_closing():
                 transport.write(b"421 4.3.2 Service shutting down\r\n")  # type: ignore[attr-defined]
                 transport.close()
-        await self._server.wait_closed()
-        self._server = None
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers = []
 
 
 class SmtpReplier:

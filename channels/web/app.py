@@ -87,7 +87,8 @@ async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok\n")
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int) -> socket.socket:
+    """The web listener's socket, bound to the first address of `host` (OSError if taken)."""
     # Bound here, not by uvicorn: a taken port is then an OSError, not uvicorn's sys.exit.
     family, kind, proto, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -115,8 +116,12 @@ class WebChannel:
         health_check: HealthCheck | None = None,
         client_limiter: RateLimiter | None = None,
         problems: Problems | None = None,
+        sockets: Sequence[socket.socket] = (),
     ) -> None:
         self.problems = problems
+        # Listening sockets bound by someone else (the parent of `intake serve --workers N`);
+        # none: `start` binds host and port itself.
+        self.sockets = tuple(sockets)
         self.settings = settings
         self.client_limiter = client_limiter  # requests per client address (ClientLimit)
         self.factories = factories
@@ -124,7 +129,7 @@ class WebChannel:
         self.app: Starlette | None = None
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
-        self._socket: socket.socket | None = None
+        self._sockets: list[socket.socket] = []
         self._port = 0
 
     @property
@@ -155,10 +160,10 @@ class WebChannel:
             access_log=False,  # request lines carry sender-controlled paths and queries
             lifespan="off",
         )
-        self._socket = _bind(self.settings.host, self.settings.port)  # OSError if taken
-        self._port = int(self._socket.getsockname()[1])
+        self._sockets = list(self.sockets) or [bind(self.settings.host, self.settings.port)]
+        self._port = int(self._sockets[0].getsockname()[1])
         self._server = _Server(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
+        self._task = asyncio.create_task(self._server.serve(sockets=self._sockets))
         while not self._server.started:
             if self._task.done():
                 await self._task
@@ -172,6 +177,6 @@ class WebChannel:
         self._server.should_exit = True
         await self._task
         self._server = None
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
+        for sock in self._sockets:
+            sock.close()
+        self._sockets = []

@@ -2,8 +2,11 @@
 
 Counters and the latency histogram are per process (Prometheus sums them over the nodes);
 `tickets_open{priority}` is read from the shared database at scrape time, so every node
-reports the same. This module imports only the leaves: the database is reached through the
-`OpenCounts` callable the wiring passes in (`storage.watch.OpenTicketCounts`).
+reports the same. The workers of one `intake serve --workers N` share one port, so a scrape
+reaches any one of them: they count in files of one folder (prometheus_client's multiprocess
+mode, `count_in`), and each scrape reports the sums over every worker, living or dead.
+This module imports only the leaves: the database is reached through the `OpenCounts`
+callable the wiring passes in (`storage.watch.OpenTicketCounts`).
 
 The SLA report's gauges (open overdue tickets by priority, each organization's quota and its
 use in the current support period) come the same way, from `ReportReader`
@@ -13,13 +16,19 @@ use in the current support period) come the same way, from `ReportReader`
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import warnings
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -47,6 +56,42 @@ ReportReader = Callable[[], Awaitable[ReportFigures]]
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
+def count_in(folder: Path) -> None:
+    """From now on, in this process and those it forks, every metric made counts in files in
+    `folder` (prometheus_client's multiprocess mode), so that one process can report them all."""
+    # prometheus_client chooses how values are kept when it is imported, from this variable;
+    # `intake serve` knows its workers only later, so it sets both the variable and the choice.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+
+
+class _EveryProcess(Collector):
+    """The counters and histograms of every process counting in `folder`, summed."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def collect(self) -> Iterable[Metric]:
+        # The gauges' files are left out: they are read from the database by the process
+        # being scraped (`_Own`), and a dead worker's would linger.
+        files = [str(f) for f in self.folder.glob("*.db") if not f.name.startswith("gauge_")]
+        merged: Iterable[Metric] = MultiProcessCollector.merge(  # type: ignore[no-untyped-call]
+            files, accumulate=True
+        )
+        return merged
+
+
+class _Own(Collector):
+    """These metrics as this process holds them."""
+
+    def __init__(self, metrics: Sequence[Collector]) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        for metric in self.metrics:
+            yield from metric.collect()
+
+
 @dataclass
 class Metrics:
     """Every metric the product exposes, on `registry` (not the global one: tests and several
@@ -55,6 +100,8 @@ class Metrics:
     registry: CollectorRegistry = field(
         default_factory=lambda: CollectorRegistry(auto_describe=True)
     )
+    # Where the workers of one `intake serve` count together (`count_in`); None: alone.
+    shared: Path | None = None
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -95,6 +142,17 @@ class Metrics:
             ["organization"], registry=r,
         )  # fmt: skip
 
+    def exposed(self) -> CollectorRegistry:
+        """What a scrape reports: this registry, or every worker's sums and our gauges."""
+        if self.shared is None:
+            return self.registry
+        gauges = (self.tickets_open, self.tickets_open_overdue, self.organization_quota,
+                  self.organization_quota_used)  # fmt: skip
+        registry = CollectorRegistry(auto_describe=True)
+        registry.register(_EveryProcess(self.shared))
+        registry.register(_Own(gauges))
+        return registry
+
     def count_refusals(self) -> Callable[[], None]:
         """Count every `intake.errors.log_refusal` line from now on; returns the undo."""
         handler = _RefusalCounter(self.refusals)
@@ -122,7 +180,7 @@ class Metrics:
             self.acknowledgements.labels(channel=channel, result=result).inc()
 
     def set_open(self, counts: Mapping[str, int]) -> None:
-        self.tickets_open.clear()  # a priority with no open ticket left must not linger
+        _clear(self.tickets_open)  # a priority with no open ticket left must not linger
         for priority, count in counts.items():
             self.tickets_open.labels(priority=priority).set(count)
 
@@ -130,7 +188,7 @@ class Metrics:
         """None: not read this time (the database is away); the gauges are left out."""
         for gauge in (self.tickets_open_overdue, self.organization_quota,
                       self.organization_quota_used):  # fmt: skip
-            gauge.clear()
+            _clear(gauge)
         if figures is None:
             return
         for priority, count in figures.open_overdue.items():
@@ -138,6 +196,15 @@ class Metrics:
         for organization, (quota, used) in figures.quotas.items():
             self.organization_quota.labels(organization=organization).set(quota)
             self.organization_quota_used.labels(organization=organization).set(used)
+
+
+def _clear(gauge: Gauge) -> None:
+    """Forget the gauge's labels. In multiprocess mode prometheus_client warns that their
+    files keep them: a scrape never reads the gauges' files (`_EveryProcess`), only what this
+    process holds now (`_Own`), which the clear does empty."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Clearing labels", UserWarning)
+        gauge.clear()
 
 
 class _RefusalCounter(logging.Handler):
@@ -199,7 +266,7 @@ def metrics_routes(
         if report is not None:
             metrics.set_report(figures)
         encode, content_type = choose_encoder(request.headers.get("accept", ""))
-        return Response(encode(metrics.registry), headers={"Content-Type": content_type})
+        return Response(encode(metrics.exposed()), headers={"Content-Type": content_type})
 
     def routes(_intake: Intake) -> Sequence[BaseRoute]:
         return [Route("/metrics", scrape, methods=["GET"])]

@@ -29,6 +29,7 @@ from intake.cli.report import csv_text, json_rows, text_lines
 from intake.cli.root import config_option, main, refusals
 from intake.cli.serve import serve
 from intake.cli.text import ticket_text
+from intake.cli.workers import run_workers, worker_count
 from intake.config import Settings, load_settings
 from intake.desk import actions as agent_actions
 from intake.desk import agents as accounts
@@ -93,11 +94,19 @@ def _read_input(path: str, max_bytes: int) -> bytes:
 
 @main.command("serve")
 @click.option("--demo", is_flag=True, help="Demo contacts; notices print here, none go out.")
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 64),
+    default=None,
+    help="Processes sharing the ports (default: [serve] workers; 0: one per core).",
+)
 @config_option
-def serve_command(settings: Settings, demo: bool) -> None:
+def serve_command(settings: Settings, demo: bool, workers: int | None) -> None:
     """Run every enabled channel until SIGINT or SIGTERM, then drain and exit 0."""
+    count = 1 if demo else worker_count(settings.serve.workers if workers is None else workers)
+    who = " [%(processName)s]" if count > 1 else ""  # which worker says it
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.INFO, format=f"%(asctime)s %(levelname)s{who} %(name)s: %(message)s"
     )
     # aiosmtpd logs every command at INFO, sender-controlled text included: ours say enough.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
@@ -105,7 +114,10 @@ def serve_command(settings: Settings, demo: bool) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # The twilio library logs every REST request with its headers and form at INFO.
     logging.getLogger("twilio").setLevel(logging.WARNING)
-    asyncio.run(serve(settings, demo=demo))
+    if count == 1:
+        asyncio.run(serve(settings, demo=demo))
+    else:
+        sys.exit(run_workers(settings, count))
 
 
 @main.group("config")

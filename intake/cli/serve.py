@@ -3,20 +3,27 @@
 On a signal it stops accepting, lets what was accepted finish (its tickets commit, its
 notices are queued), lets the deliverer send what is due within its grace period (the
 acknowledgement of a message confirmed just before the signal goes out now), and returns.
+
+With `--workers N` each worker process runs one `Service` on sockets its parent bound
+(`intake.cli.workers`); only one of them has the duties one process per host must do alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import secrets
 import signal
+import socket
 import ssl
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
+from pathlib import Path
 
 from sqlalchemy import text
 
@@ -56,6 +63,33 @@ from storage.watch import OpenTicketCounts
 from storage.webhook_tokens import SeenTokens
 
 log = logging.getLogger(__name__)
+
+PROBLEMS_EVERY_SECONDS = 2.0  # how soon the other workers' /healthz shows worker 0's problems
+
+
+@dataclass(frozen=True)
+class Worker:
+    """What a worker of `intake serve --workers N` has from its parent (intake.cli.workers)."""
+
+    number: int  # 0 .. N-1; a restarted worker keeps its number
+    smtp: tuple[socket.socket, ...]  # listening sockets, bound and shared by the parent
+    web: tuple[socket.socket, ...]
+    folder: Path  # the workers' own: their counters, worker 0's problems
+
+    @property
+    def duties(self) -> bool:
+        """The work one process per host does alone is worker 0's."""
+        return self.number == 0
+
+    @property
+    def metrics(self) -> Path:
+        """Where every worker's counters are kept for /metrics (`Metrics.shared`)."""
+        return self.folder / "metrics"
+
+    @property
+    def problems(self) -> Path:
+        """Worker 0's problems, one per line, for the /healthz of every worker."""
+        return self.folder / "problems"
 
 
 def smtp_tls(settings: SmtpSettings) -> ssl.SSLContext | None:
@@ -155,12 +189,18 @@ class Service:
         *,
         secret: bytes = b"",
         metrics: Metrics | None = None,
+        worker: Worker | None = None,
     ) -> None:
+        # The work one process per host does alone: polling IMAP and Telegram (on SQLite
+        # nothing else keeps a second poller off; Telegram refuses two), the SLA watcher and
+        # the endorsement digests (safe twice over, but each pass would be done N times).
+        self.worker = worker
+        self.duties = worker is None or worker.duties
         # The shared secret signs form tokens; without one they are valid on this node only.
         self.secret = secret or secrets.token_bytes(32)
         self.settings = settings
         self.storage = storage
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics or Metrics(shared=worker.metrics if worker is not None else None)
         limit = settings.limits.messages_per_sender_per_hour
         checked = with_upstream_verdict(intake, settings.authentication)  # IMAP's mail
         self.intake: Intake = MeasuredIntake(limited(checked, limit), self.metrics)
@@ -217,6 +257,7 @@ class Service:
             max_entries=pipeline.endorsement_digest_entries,
         )
         self._digesting: asyncio.Task[None] | None = None
+        self._sharing: asyncio.Task[None] | None = None
         self._unredact: Callable[[], None] | None = None
         self._uncount: Callable[[], None] | None = None
 
@@ -238,9 +279,10 @@ class Service:
                         self.settings.limits.smtp_connections_per_client_per_minute, 60
                     ),
                     trusted_relays=self.settings.authentication.trusted_relays,
+                    sockets=self.worker.smtp if self.worker is not None else (),
                 )
             )
-        if self.settings.imap.enabled:
+        if self.settings.imap.enabled and self.duties:
             # One poller per mailbox across the nodes sharing the database (an advisory lock).
             imap = self.settings.imap
             lock = leadership(self.storage.engine, f"imap {mailbox_key(imap)}")
@@ -258,9 +300,11 @@ class Service:
                 max_file_bytes=self.settings.telegram.max_file_bytes,
                 max_body_bytes=self.settings.telegram.max_update_bytes,
             )
-            self.channels.append(telegram)
             if self.settings.telegram.mode == "webhook":
                 factories.append(telegram.routes)
+                self.channels.append(telegram)  # every worker takes webhook requests
+            elif self.duties:
+                self.channels.append(telegram)
         if self.settings.web.enabled:
             per_client = self.settings.limits.web_requests_per_client_per_minute
             self.channels.append(
@@ -270,18 +314,41 @@ class Service:
                     health_check=self.ping,
                     client_limiter=RateLimiter.optional(per_client, 60),
                     problems=self.problems,
+                    sockets=self.worker.web if self.worker is not None else (),
                 )
             )
         for channel in self.channels:
             await self._listen(channel)
         self._delivering = asyncio.create_task(self.deliverer.run(self.stopping))
-        self._watching = asyncio.create_task(self.watcher.run(self.stopping))
-        self._digesting = asyncio.create_task(self.digests.run(self.stopping))
+        if self.duties:
+            self._watching = asyncio.create_task(self.watcher.run(self.stopping))
+            self._digesting = asyncio.create_task(self.digests.run(self.stopping))
+        if self.worker is not None and self.duties:
+            self._sharing = asyncio.create_task(self._share_problems(self.worker.problems))
 
     def problems(self) -> list[str]:
         """What /healthz names beside the database: channels that need an administrator."""
         found = (getattr(channel, "problem", None) for channel in self.channels)
-        return [problem for problem in found if isinstance(problem, str) and problem]
+        own = [problem for problem in found if isinstance(problem, str) and problem]
+        if self.duties or self.worker is None:
+            return own
+        # Any worker may answer /healthz: it tells what worker 0's channels (IMAP) report.
+        try:
+            return own + self.worker.problems.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return own
+
+    async def _share_problems(self, path: Path) -> None:
+        """Worker 0: keep `path` saying what `problems` says, for the other workers."""
+        written: str | None = None
+        while not self.stopping.is_set():
+            lines = "".join(f"{problem}\n" for problem in self.problems())
+            if lines != written:
+                path.with_suffix(".new").write_text(lines, encoding="utf-8")
+                path.with_suffix(".new").replace(path)  # readers never see half of it
+                written = lines
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), PROBLEMS_EVERY_SECONDS)
 
     async def _listen(self, channel: Channel) -> None:
         """Start `channel`; a listener that cannot bind is one ConfigError naming the address
@@ -289,18 +356,9 @@ class Service:
         try:
             await channel.start(self.intake)
         except OSError as exc:
-            listens: dict[str, SmtpSettings | WebSettings]
-            listens = {"smtp": self.settings.smtp, "web": self.settings.web}
-            section = listens.get(channel.name)
-            if section is None:
+            if channel.name not in ("smtp", "web"):
                 raise
-            address = f"[{section.host}]" if ":" in section.host else section.host
-            problem = exc.strerror or str(exc)
-            if exc.errno == errno.EADDRINUSE:
-                problem = "address already in use (another process holds the port)"
-            raise ConfigError(
-                f"{channel.name}.port", f"cannot listen on {address}:{section.port}: {problem}"
-            ) from None
+            raise listen_error(self.settings, channel.name, exc) from None
 
     async def ping(self) -> None:
         """What /healthz asks: does the database answer?"""
@@ -317,6 +375,8 @@ class Service:
             await self._watching
         if self._digesting is not None:
             await self._digesting
+        if self._sharing is not None:
+            await self._sharing
         await self.smtp_replier.aclose()
         if self.twilio_replier is not None:
             await self.twilio_replier.aclose()
@@ -326,6 +386,17 @@ class Service:
             self._unredact()
         if self._uncount is not None:
             self._uncount()
+
+
+def listen_error(settings: Settings, name: str, exc: OSError) -> ConfigError:
+    """The one line naming the address that `name` ("smtp" or "web") cannot listen on."""
+    listens: dict[str, SmtpSettings | WebSettings] = {"smtp": settings.smtp, "web": settings.web}
+    section = listens[name]
+    address = f"[{section.host}]" if ":" in section.host else section.host
+    problem = exc.strerror or str(exc)
+    if exc.errno == errno.EADDRINUSE:
+        problem = "address already in use (another process holds the port)"
+    return ConfigError(f"{name}.port", f"cannot listen on {address}:{section.port}: {problem}")
 
 
 DEMO_HINT = """Demo: SMTP for {domains} on {host}:{port}; acknowledgements print here.
@@ -343,7 +414,7 @@ DEMO_NOTIFY = "oncall@vendor.example"
 async def serve(settings: Settings, *, demo: bool = False) -> None:
     """Run until SIGTERM/SIGINT. `demo`: demo contacts, and a printing sink as the relay."""
     if not demo:
-        await _serve(settings)
+        await run_service(settings)
         return
     sink = PrintingSink(sys.stdout)
     await sink.start()
@@ -359,7 +430,7 @@ async def serve(settings: Settings, *, demo: bool = False) -> None:
                     "notify": _demo_notify(settings),
                 }
             )
-            await _serve(settings, on_ready=lambda service: print(_hint(settings, service)))
+            await run_service(settings, on_ready=lambda service: print(_hint(settings, service)))
     finally:
         await sink.stop()
 
@@ -384,22 +455,40 @@ def _hint(settings: Settings, service: Service) -> str:
     )
 
 
-async def _serve(settings: Settings, *, on_ready: Callable[[Service], None] | None = None) -> None:
-    async with open_storage(settings) as storage:
-        if settings.contacts.file is not None:
-            summary = await admin.import_contacts(
-                storage,
-                settings.contacts.file,
-                default_policy=settings.policy.name,
-                default_region=settings.contacts.default_region,
-            )
-            log.info(
-                "contacts: %d organizations, %d changes", summary.organizations, summary.changed
-            )
+async def prepare(settings: Settings, storage: Storage) -> None:
+    """What one `intake serve` does once before taking anything, however many workers it
+    runs: the contacts file, the policy's warnings (the schema: `open_storage`)."""
+    if settings.contacts.file is not None:
+        summary = await admin.import_contacts(
+            storage,
+            settings.contacts.file,
+            default_policy=settings.policy.name,
+            default_region=settings.contacts.default_region,
+        )
+        log.info("contacts: %d organizations, %d changes", summary.organizations, summary.changed)
+    for line in inconsistencies(load_policy(settings.policy.name)):
+        log.warning("policy %s: %s", settings.policy.name, line)
+
+
+async def run_service(
+    settings: Settings,
+    *,
+    on_ready: Callable[[Service], None] | None = None,
+    worker: Worker | None = None,
+) -> None:
+    """One service until SIGTERM/SIGINT. A `worker`'s parent has prepared the database
+    already; a process of its own (None) prepares it here."""
+    async with open_storage(settings, migrate=worker is None) as storage:
+        if worker is None:
+            await prepare(settings, storage)
         pipeline = await build_pipeline(settings, storage)
-        for line in inconsistencies(load_policy(settings.policy.name)):
-            log.warning("policy %s: %s", settings.policy.name, line)
-        service = Service(settings, storage, pipeline, secret=pipeline.notifier.secret)
+        service = Service(
+            settings,
+            storage,
+            pipeline,
+            secret=pipeline.notifier.secret,
+            worker=worker,
+        )
         pipeline.group.after_commit = service.deliverer.wake  # acks go out as they commit
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
