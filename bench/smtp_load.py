@@ -3,7 +3,9 @@
 Both servers run as their own processes on loopback; the client sends N messages over C
 concurrent connections and times each DATA (from sending the content to the 250). Printed:
 messages per second, p50/p99 of that latency, and the server's peak RSS, with the product's
-figures as a ratio of the do-nothing server's measured in the same run.
+figures as a ratio of the do-nothing server's measured in the same run, and of the floor's
+(`../shared/floor/floor_server.py`: a minimal intake with a group commit and an
+acknowledgement per message, the least an intake must do), when it is there.
 
 The product runs on its embedded defaults (SQLite in a temporary folder) or on the
 PostgreSQL named by `--database-url`: that database is dropped and created afresh, so its
@@ -42,6 +44,8 @@ from typing import Any
 import aiosmtplib
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
+
+FLOOR = Path(__file__).resolve().parents[2] / "shared" / "floor" / "floor_server.py"
 
 NOTHING_SERVER = """
 import asyncio, sys
@@ -255,6 +259,10 @@ def main() -> None:
         "--workers", type=int, help="intake serve --workers N (default: [serve] workers)"
     )
     parser.add_argument("--profile", type=Path, help="cProfile the product into this file")
+    parser.add_argument(
+        "--floor", type=Path, default=FLOOR, help="the floor's server, a second baseline "
+        "(skipped when missing or with --nodes)"
+    )  # fmt: skip
     args = parser.parse_args()
     if args.nodes > 1 and not args.database_url:
         raise SystemExit("--nodes above 1 shares one PostgreSQL: give --database-url")
@@ -283,6 +291,9 @@ def main() -> None:
             args.messages,
             args.connections,
         )
+        floor = None
+        if args.floor.is_file() and args.nodes == 1:
+            floor = floor_run(args.floor, nothing, root, args.messages, args.connections)
         tally = root / "acks.tally"
         tally.touch()
         sink = subprocess.Popen([*nothing, str(sink_port), str(tally)])
@@ -302,10 +313,11 @@ def main() -> None:
     nodes = f", {args.nodes} processes each" if args.nodes > 1 else ""
     nodes += f", --workers {args.workers}" if args.workers is not None else ""
     print(f"{args.messages} messages over {args.connections} connections, loopback, {where}{nodes}")
-    for name, (rate, latencies, rss, cpu_ms) in (
-        ("do-nothing aiosmtpd", base),
-        ("intake serve", ours),
-    ):
+    rows = [("do-nothing aiosmtpd", base), ("the floor", floor), ("intake serve", ours)]
+    for name, figures in rows:
+        if figures is None:
+            continue
+        rate, latencies, rss, cpu_ms = figures
         p50, p99 = quantiles(latencies)
         print(
             f"{name:<20} {rate:8.0f} msg/s   DATA->250 p50 {p50:7.1f} ms  p99 {p99:7.1f} ms"
@@ -315,6 +327,36 @@ def main() -> None:
         f"intake serve / do-nothing: {ours[0] / base[0]:.2f}x the rate, "
         f"{ours[3] / base[3]:.1f}x the CPU per message"
     )
+    if floor is not None:
+        print(
+            f"the floor / do-nothing: {floor[0] / base[0]:.2f}x the rate; intake serve / the "
+            f"floor: {ours[0] / floor[0]:.2f}x the rate, {ours[3] / floor[3]:.1f}x the CPU per "
+            "message"
+        )
+
+
+def floor_run(
+    script: Path, nothing: list[str], root: Path, messages: int, connections: int
+) -> tuple[float, list[float], float, float]:
+    """The floor (../shared/floor): a minimal intake with a group commit and an acknowledgement
+    per message, timed like the product, its CPU counted until its sink has every ack."""
+    sink_port, port = free_port(), free_port()
+    tally = root / "floor.tally"
+    tally.touch()
+    sink = subprocess.Popen([*nothing, str(sink_port), str(tally)])
+    try:
+        wait_listening(sink_port, sink)
+        argv = [sys.executable, str(script), str(port), str(sink_port), str(root / "floor.db")]
+        return run(
+            [(argv, port, None)],
+            root,
+            messages,
+            connections,
+            settled=lambda n: tally.stat().st_size >= n,
+        )
+    finally:
+        sink.terminate()
+        sink.wait(timeout=60)
 
 
 if __name__ == "__main__":
