@@ -10,11 +10,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, case, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Table,
+    and_,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from intake.messages import Attachment as MessageAttachment
 from intake.messages import InboundMessage
+from storage import spooled
 from storage.models import Attachment, Blob, Message, Organization, Ticket
 
 OPEN_STATUSES = ("open", "on_hold")
@@ -136,7 +149,8 @@ def _insert_ignoring_duplicates(session: AsyncSession, values: dict[str, Any]) -
 def message_values(
     ticket_id: int, message: InboundMessage, direction: str = "in"
 ) -> dict[str, Any]:
-    """The `messages` row of `message` (its attachments are rows of their own)."""
+    """The `messages` row of `message` (its attachments are rows of their own); a spooled
+    message's raw bytes are written by `insert_message`."""
     return {
         "ticket_id": ticket_id,
         "channel": str(message.channel),
@@ -165,26 +179,48 @@ async def insert_message(
     """Store the message and its attachments (bytes once per content, in `blobs`)."""
     values = message_values(ticket_id, message, direction)
     table = cast(Table, Message.__table__)  # as in insert_ticket
-    inserted = await session.execute(insert(table).returning(table.c.id), values)
+    statement = insert(table).returning(table.c.id)
+    raw = message.raw_spooled
+    if raw is not None:  # a large mail: its bytes go from the spool file to the row
+        statement = statement.values(raw=spooled.column_value(session, raw))
+        del values["raw"]
+    inserted = await session.execute(statement, values)
     message_id = int(inserted.scalar_one())
-    if not message.attachments:
-        return message_id
+    if raw is not None:
+        await spooled.fill(session, table, "raw", table.c.id == message_id, raw)
     for attachment in message.attachments:
-        digest = hashlib.sha256(attachment.data).hexdigest()
-        await session.execute(
-            _insert_ignoring_duplicates(session, {"sha256": digest, "data": attachment.data})
-        )
+        digest = await _store_blob(session, attachment)
         session.add(
             Attachment(
                 message_id=message_id,
                 filename=attachment.filename,
                 content_type=attachment.content_type,
-                size=len(attachment.data),
+                size=attachment.size,
                 sha256=digest,
             )
         )
-    await session.flush()
+    if message.attachments:
+        await session.flush()
     return message_id
+
+
+async def _store_blob(session: AsyncSession, attachment: MessageAttachment) -> str:
+    """The attachment's bytes in `blobs` (unless the same content is there): their digest."""
+    if attachment.spooled is None:
+        digest = hashlib.sha256(attachment.data).hexdigest()
+        await session.execute(
+            _insert_ignoring_duplicates(session, {"sha256": digest, "data": attachment.data})
+        )
+        return digest
+    digest = attachment.spooled.sha256
+    data = spooled.column_value(session, attachment.spooled)
+    inserted = await session.execute(
+        _insert_ignoring_duplicates(session, {"sha256": digest, "data": data})
+    )
+    if cast(CursorResult[Any], inserted).rowcount:  # new content: write it
+        blobs = cast(Table, Blob.__table__)
+        await spooled.fill(session, blobs, "data", blobs.c.sha256 == digest, attachment.spooled)
+    return digest
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ other `skeleton` returns None and the caller parses the whole message in memory,
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -23,7 +24,7 @@ import secrets
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from channels.email.mime import is_attachment, part_headers
 
@@ -52,8 +53,9 @@ class Spool:
             return
         self._buffer += line
         if len(self._buffer) > self.threshold:
-            self.file = tempfile.TemporaryFile(dir=self.directory, buffering=CHUNK)
-            self.file.write(self._buffer)
+            file = tempfile.TemporaryFile(dir=self.directory, buffering=CHUNK)
+            file.write(self._buffer)
+            self.file = cast(BinaryIO, file)
             self._buffer = bytearray()
 
     def getvalue(self) -> bytes:
@@ -69,6 +71,46 @@ class Spool:
         self._buffer = bytearray()
         if self.file is not None:
             self.file.close()  # anonymous: its space is freed now
+
+
+TOO_BIG = "552 5.3.4 Error: Too much mail data"
+TOO_LONG = "500 5.5.2 Line too long (see RFC 5321 4.5.3.1.6)"
+
+
+async def read_data(
+    reader: asyncio.StreamReader, spool: Spool, *, limit: int, line_limit: int
+) -> str | None:
+    """Read DATA up to its lone dot into `spool`, dot-unstuffed (RFC 5321 4.5.2), as
+    aiosmtpd's `smtp_DATA` reads it; the refusal to answer, or None. Past the size `limit`
+    (or a line past `line_limit`) the rest is read and dropped: the client is answered after
+    its dot (RFC 5321 4.2.5)."""
+    refusal: str | None = None
+    size = 0
+    fragments: list[bytes] = []
+    while True:
+        try:
+            line = await reader.readuntil(b"\r\n")
+        except asyncio.LimitOverrunError as exc:  # longer than the reader's own limit
+            refusal = refusal or TOO_LONG
+            line = await reader.read(exc.consumed)
+        except asyncio.IncompleteReadError as exc:  # the client went away mid-DATA
+            raise ConnectionResetError("connection lost during DATA") from exc
+        if not fragments and line == b".\r\n":
+            return refusal
+        size += len(line)
+        if refusal is None and limit and size > limit:
+            refusal = TOO_BIG
+            spool.close()  # nothing more is kept
+        fragments.append(line)
+        if not line.endswith(b"\r\n"):
+            continue
+        whole = fragments[0] if len(fragments) == 1 else b"".join(fragments)
+        fragments.clear()
+        if refusal is None and len(whole) > line_limit:
+            refusal = TOO_LONG
+            spool.close()
+        if refusal is None:
+            spool.write(whole[1:] if whole.startswith(b".") else whole)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +150,7 @@ class _Base64:
 
     pending: bytearray = field(default_factory=bytearray)
 
-    def feed(self, data: bytes) -> bytes:
+    def feed(self, data: bytes | bytearray) -> bytes:
         self.pending += data.translate(None, _WHITESPACE)
         cut = len(self.pending) - len(self.pending) % 4
         done = base64.b64decode(bytes(self.pending[:cut]), validate=True)
@@ -247,7 +289,7 @@ def _begin_body(scan: _Scan, block: bytes, start: int) -> None:
         scan.body_start = start
 
 
-def _base64_line(scan: _Scan, line: bytes) -> None:
+def _base64_line(scan: _Scan, line: bytes | bytearray) -> None:
     match = _BASE64_LINE.fullmatch(line)
     if match is None or (scan.padded and match.group(1)):
         raise _NotPlainError  # what the strict decoder would refuse

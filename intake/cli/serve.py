@@ -233,6 +233,7 @@ class Service:
                     tls_context=smtp_tls(smtp),
                     max_connections=smtp.max_connections,
                     timeout=smtp.timeout_seconds,
+                    spool_threshold=smtp.spool_threshold_bytes,
                     sender_checks=sender_checks(self.settings.authentication),
                     client_limiter=RateLimiter.optional(
                         self.settings.limits.smtp_connections_per_client_per_minute, 60
