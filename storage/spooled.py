@@ -4,8 +4,10 @@ column without holding them whole.
 SQLite: the row is inserted with `zeroblob(size)` and then filled in chunks through SQLite's
 incremental blob I/O (`sqlite3.Connection.blobopen`). Binding the bytes instead would copy
 them into SQLite (the driver binds with SQLITE_TRANSIENT), and that copy stays bound to the
-cached statement until its next use. aiosqlite does not wrap `blobopen`, so the write is
-queued to aiosqlite's own thread, the one its sqlite3 connection belongs to.
+cached statement until its next use. The column must be its record's last: SQLite writes a
+trailing zeroblob in place, but allocates any other in full (measured: 2x the size).
+aiosqlite does not wrap `blobopen`, so the write is queued to aiosqlite's own thread, the
+one its sqlite3 connection belongs to.
 
 PostgreSQL: asyncpg sends a bytea parameter in one message, so the bytes are read whole
 (the driver then holds its copy while sending).

@@ -25,8 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from intake.messages import Attachment as MessageAttachment
-from intake.messages import InboundMessage
+from intake.messages import InboundMessage, Spooled
 from storage import spooled
 from storage.models import Attachment, Blob, Message, Organization, Ticket
 
@@ -149,8 +148,8 @@ def _insert_ignoring_duplicates(session: AsyncSession, values: dict[str, Any]) -
 def message_values(
     ticket_id: int, message: InboundMessage, direction: str = "in"
 ) -> dict[str, Any]:
-    """The `messages` row of `message` (its attachments are rows of their own); a spooled
-    message's raw bytes are written by `insert_message`."""
+    """The `messages` row of `message` (its attachments are rows of their own; a spooled
+    message's raw bytes are written by `insert_message`)."""
     return {
         "ticket_id": ticket_id,
         "channel": str(message.channel),
@@ -178,18 +177,19 @@ async def insert_message(
 ) -> int:
     """Store the message and its attachments (bytes once per content, in `blobs`)."""
     values = message_values(ticket_id, message, direction)
+    if message.raw_spooled is not None:  # a large mail: its bytes from the spool to `blobs`
+        values["raw_sha256"] = await _store_spooled(session, message.raw_spooled)
     table = cast(Table, Message.__table__)  # as in insert_ticket
-    statement = insert(table).returning(table.c.id)
-    raw = message.raw_spooled
-    if raw is not None:  # a large mail: its bytes go from the spool file to the row
-        statement = statement.values(raw=spooled.column_value(session, raw))
-        del values["raw"]
-    inserted = await session.execute(statement, values)
+    inserted = await session.execute(insert(table).returning(table.c.id), values)
     message_id = int(inserted.scalar_one())
-    if raw is not None:
-        await spooled.fill(session, table, "raw", table.c.id == message_id, raw)
     for attachment in message.attachments:
-        digest = await _store_blob(session, attachment)
+        if attachment.spooled is not None:
+            digest = await _store_spooled(session, attachment.spooled)
+        else:
+            digest = hashlib.sha256(attachment.data).hexdigest()
+            await session.execute(
+                _insert_ignoring_duplicates(session, {"sha256": digest, "data": attachment.data})
+            )
         session.add(
             Attachment(
                 message_id=message_id,
@@ -204,23 +204,16 @@ async def insert_message(
     return message_id
 
 
-async def _store_blob(session: AsyncSession, attachment: MessageAttachment) -> str:
-    """The attachment's bytes in `blobs` (unless the same content is there): their digest."""
-    if attachment.spooled is None:
-        digest = hashlib.sha256(attachment.data).hexdigest()
-        await session.execute(
-            _insert_ignoring_duplicates(session, {"sha256": digest, "data": attachment.data})
-        )
-        return digest
-    digest = attachment.spooled.sha256
-    data = spooled.column_value(session, attachment.spooled)
+async def _store_spooled(session: AsyncSession, content: Spooled) -> str:
+    """Spooled bytes in `blobs` (unless the same content is there already): their digest."""
+    data = spooled.column_value(session, content)
     inserted = await session.execute(
-        _insert_ignoring_duplicates(session, {"sha256": digest, "data": data})
+        _insert_ignoring_duplicates(session, {"sha256": content.sha256, "data": data})
     )
     if cast(CursorResult[Any], inserted).rowcount:  # new content: write it
         blobs = cast(Table, Blob.__table__)
-        await spooled.fill(session, blobs, "data", blobs.c.sha256 == digest, attachment.spooled)
-    return digest
+        await spooled.fill(session, blobs, "data", blobs.c.sha256 == content.sha256, content)
+    return content.sha256
 
 
 @dataclass(frozen=True, slots=True)

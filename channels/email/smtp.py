@@ -259,7 +259,7 @@ class SmtpChannel:
         max_connections: int = 200,
         timeout: float = 300.0,
         max_attachment_bytes: int = 10_485_760,
-        spool_threshold: int = 1_048_576,
+        spool_threshold: int = 262_144,
         sender_checks: SenderChecks | None = None,
         client_limiter: RateLimiter | None = None,
         trusted_relays: Sequence[IpNetwork] = (),

@@ -28,7 +28,7 @@ from typing import Any, BinaryIO, cast
 
 from channels.email.mime import is_attachment, part_headers
 
-CHUNK = 1 << 20  # bytes read (and written to storage) at a time
+CHUNK = 65_536  # bytes read, written to the spool and to storage at a time
 ELIDE_BYTES = 65_536  # a base64 body at least this long is left in the file
 _MAX_HEADER_BLOCK = 262_144  # a longer header block is not plain: parsed in memory instead
 _HEADER_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+:|[ \t]")
