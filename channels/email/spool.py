@@ -140,9 +140,6 @@ class SpooledPart:
         if decoder is not None:
             yield decoder.close()
 
-    def read(self) -> bytes:
-        return b"".join(self.chunks())
-
 
 @dataclass(slots=True)
 class _Base64:
