@@ -11,6 +11,10 @@ last 250 (and, for the product, its acknowledgements) the peak is read back (VmH
 growth is that peak less the idle RSS, printed in MiB and as a ratio to the bytes sent.
 
     python bench/memory.py [--sizes 1,5,20] [--concurrent 4x24]
+        [--database-url postgresql+asyncpg://postgres@127.0.0.1/intake_bench_memory]
+
+With `--database-url` the product stores into that PostgreSQL database instead, dropped and
+created afresh (so its name must contain "bench").
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import aiosmtplib
-from smtp_load import NOTHING_SERVER, free_port, wait_listening
+from smtp_load import NOTHING_SERVER, free_port, fresh_database, wait_listening
 
 MIB = 1 << 20
 PART = 8 * MIB  # decoded bytes per attachment: under the default 10 MiB cap
@@ -129,7 +133,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,5,20", help="single mails, MiB")
     parser.add_argument("--concurrent", default="4x24", help="COUNTxMiB sent at once")
+    parser.add_argument("--database-url", default="", help="default: SQLite; else dropped!")
     args = parser.parse_args()
+    if args.database_url:
+        asyncio.run(fresh_database(args.database_url))
     cases: list[Case] = [
         (f"1 x {s} MiB", [big_mail(n, int(s) * MIB)]) for n, s in enumerate(args.sizes.split(","))
     ]
@@ -144,8 +151,9 @@ def main() -> None:
         base_port = free_port()
         base = measure([*nothing, str(base_port)], base_port, root, cases, None)
         sink_port, port, web_port = free_port(), free_port(), free_port()
+        database = f'[database]\nurl = "{args.database_url}"\n' if args.database_url else ""
         (root / "intake.toml").write_text(
-            f"[smtp]\nport = {port}\n[web]\nport = {web_port}\n"
+            database + f"[smtp]\nport = {port}\n[web]\nport = {web_port}\n"
             f'[outbound.smtp]\nhost = "127.0.0.1"\nport = {sink_port}\n',
             encoding="utf-8",
         )

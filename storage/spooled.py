@@ -10,7 +10,7 @@ aiosqlite does not wrap `blobopen`, so the write is queued to aiosqlite's own th
 one its sqlite3 connection belongs to.
 
 PostgreSQL: asyncpg sends a bytea parameter in one message, so the bytes are read whole
-(the driver then holds its copy while sending).
+into one buffer (and the driver holds its copy while sending): about twice their size.
 """
 
 from __future__ import annotations
@@ -31,7 +31,14 @@ def column_value(session: AsyncSession, spooled: Spooled) -> Any:
     """What to insert for the column: room for the bytes (SQLite) or the bytes themselves."""
     if _sqlite(session):
         return func.zeroblob(spooled.size)
-    return b"".join(spooled.chunks())
+    # One buffer of the final size (asyncpg takes any bytes-like): b"".join would hold every
+    # chunk and the joined copy at once.
+    data = bytearray(spooled.size)
+    view, position = memoryview(data), 0
+    for chunk in spooled.chunks():
+        view[position : position + len(chunk)] = chunk
+        position += len(chunk)
+    return data
 
 
 async def fill(
