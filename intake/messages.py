@@ -102,6 +102,13 @@ class InboundMessage:
     extra: dict[str, Any] = field(default_factory=dict)  # channel facts kept on the ticket
     spam: SpamVerdict | None = None  # set before the pipeline when a spam engine is configured
 
+    def raw_bytes(self) -> bytes:
+        """The raw bytes, a spooled mail's read whole from its file: for the checks that need
+        them all at once (DKIM, a spam engine), which are off by default."""
+        if self.raw_spooled is None:
+            return self.raw
+        return b"".join(self.raw_spooled.chunks())
+
 
 class ReceiptStatus(StrEnum):
     ACCEPTED = "accepted"  # a new ticket

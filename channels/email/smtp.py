@@ -301,7 +301,7 @@ class SmtpChannel:
             # DNS lookups and RSA verification block: a worker thread keeps the loop serving.
             verdict = await asyncio.to_thread(
                 sender_authenticity,
-                message.raw,
+                message.raw_bytes(),
                 message.headers,
                 message.sender.rpartition("@")[2] if "@" in message.sender else "",
                 checks=self.sender_checks,

@@ -21,7 +21,8 @@ import pytest
 
 from channels.email.inbound import inbound_from_raw, inbound_from_spool
 from channels.email.spool import ELIDE_BYTES, skeleton
-from intake.messages import InboundMessage, Spooled
+from intake.messages import InboundMessage, SpamVerdict, Spooled
+from intake.spam.checker import screened
 
 NOW = datetime(2026, 3, 10, 10, 0, tzinfo=UTC)
 DATA = Path(__file__).resolve().parents[2] / "data" / "mail"
@@ -143,3 +144,24 @@ def test_a_closed_spool_is_never_read() -> None:
     [part] = [a.spooled for a in got.attachments if a.spooled is not None]
     with pytest.raises(ValueError):
         content(part)
+
+
+class Recording:
+    """A spam engine that keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.seen: list[bytes] = []
+
+    async def check(self, raw: bytes) -> SpamVerdict:
+        self.seen.append(raw)
+        return SpamVerdict("ham", "recording")
+
+
+async def test_a_spam_engine_reads_a_spooled_mail_whole() -> None:
+    raw = large(parts=1).as_bytes()
+    engine = Recording()
+    with spooled(raw) as file:
+        message = inbound_from_spool(file, len(raw), received_at=NOW)
+        assert message.raw == b""
+        checked = await screened(message, engine)
+    assert engine.seen == [raw] and checked.spam == SpamVerdict("ham", "recording")
