@@ -19,7 +19,12 @@ from typing import BinaryIO
 
 import pytest
 
-from channels.email.inbound import inbound_from_raw, inbound_from_spool
+from channels.email.inbound import (
+    LARGE_BYTES,
+    inbound_from_raw,
+    inbound_from_spool,
+    inbound_message,
+)
 from channels.email.spool import ELIDE_BYTES, skeleton
 from intake.messages import InboundMessage, SpamVerdict, Spooled
 from intake.spam.checker import screened
@@ -165,3 +170,19 @@ async def test_a_spam_engine_reads_a_spooled_mail_whole() -> None:
         assert message.raw == b""
         checked = await screened(message, engine)
     assert engine.seen == [raw] and checked.spam == SpamVerdict("ham", "recording")
+
+
+def test_large_mail_read_whole_is_parsed_from_a_file() -> None:
+    raw = large(parts=3).as_bytes()  # as IMAP and the email APIs hand it over
+    assert len(raw) > LARGE_BYTES
+    expected = inbound_from_raw(raw, received_at=NOW)
+    with inbound_message(raw, received_at=NOW) as got:
+        assert got.raw == b"" and got.raw_spooled is not None and content(got.raw_spooled) == raw
+        for name in ("text", "subject", "problems", "channel_message_id"):
+            assert getattr(got, name) == getattr(expected, name), name
+        assert attachments(got) == attachments(expected)
+    with pytest.raises(ValueError):  # its file is gone
+        content(got.raw_spooled)
+    small = b"From: a@customer.example\r\nSubject: hi\r\n\r\nhello\r\n"
+    with inbound_message(small, received_at=NOW) as message:
+        assert message.raw == small
