@@ -13,6 +13,7 @@ from typing import Any, cast
 from sqlalchemy import (
     ColumnElement,
     CursorResult,
+    Insert,
     Table,
     and_,
     case,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -133,6 +135,55 @@ async def insert_ticket(session: AsyncSession, **fields: Any) -> int:
     table = cast(Table, Ticket.__table__)
     inserted = await session.execute(insert(table).returning(table.c.id), fields)
     return int(inserted.scalar_one())
+
+
+class TicketIds:
+    """Ticket ids handed out before the tickets' rows are written, so that a group commit can
+    write a whole batch's tickets in one executemany (and name them meanwhile).
+
+    PostgreSQL: ids come from the table's own sequence, a block at a time; ids taken and not
+    used wait for the next batch (a sequence never gives one out twice). SQLite: the batch
+    holds the one writer's lock (`BEGIN IMMEDIATE`, storage.db), so the ids after the largest
+    stored one are the batch's until it commits; they are read again in each batch (`forget`),
+    since another process may write between two batches.
+    """
+
+    def __init__(self, block: int = 20) -> None:
+        self.block = block
+        self._pool: list[int] = []  # PostgreSQL: ascending, taken from the sequence
+        self._last: int | None = None  # SQLite: the last id handed out in this batch
+
+    def forget(self) -> None:
+        """Before a batch (and after one rolled back): SQLite's next ids are read afresh."""
+        self._last = None
+
+    async def take(self, session: AsyncSession) -> int:
+        if session.bind is not None and session.bind.dialect.name == "postgresql":
+            if not self._pool:
+                found = await session.execute(
+                    text(
+                        "SELECT nextval(pg_get_serial_sequence('tickets', 'id'))"
+                        " FROM generate_series(1, :count)"
+                    ),
+                    {"count": self.block},
+                )
+                self._pool = sorted(int(value) for (value,) in found)
+            return self._pool.pop(0)
+        if self._last is None:
+            self._last = await session.scalar(select(func.max(Ticket.id))) or 0
+        self._last += 1
+        return self._last
+
+
+def insert_tickets_statement() -> Insert:
+    """Core INSERT of ticket rows that carry their ids (`TicketIds`), for an executemany."""
+    return insert(cast(Table, Ticket.__table__))
+
+
+async def insert_tickets(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Write many ticket rows, each with its id (`TicketIds`), in one executemany."""
+    if rows:
+        await session.execute(insert_tickets_statement(), rows)
 
 
 async def update_ticket(session: AsyncSession, ticket_id: int, **fields: Any) -> None:

@@ -1,5 +1,5 @@
 """`python -m intake.cli`: the same command line as the installed `intake`."""
 
-from intake.cli.main import main
+from intake.cli.root import main
 
 main()

@@ -1,18 +1,17 @@
-"""The `intake` command line (CONTRACTS section 2).
+"""The `intake` command line (CONTRACTS section 2): every command but `sla`, registered on
+the group of `intake.cli.root`, which imports this module when one of them is named.
 
-Bad input is one line on stderr and a non-zero exit, never a traceback. This is the only
-module that exits the process.
+Bad input is one line on stderr and a non-zero exit, never a traceback. Only the command
+line (this module and `intake.cli.root`) exits the process.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,8 +25,8 @@ from intake.cli.app import Storage, build_pipeline, open_storage, utc_now
 from intake.cli.classify import classify_input
 from intake.cli.existing import require_database, shown_url
 from intake.cli.report import csv_text, json_rows, text_lines
+from intake.cli.root import config_option, main, refusals
 from intake.cli.serve import serve
-from intake.cli.sla import answer, answer_line
 from intake.cli.text import ticket_text
 from intake.config import Settings, load_settings
 from intake.desk import actions as agent_actions
@@ -39,86 +38,9 @@ from intake.pipeline import references
 from intake.policy.check import inconsistencies
 from intake.policy.files import load_policy
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-EXIT_BAD_INPUT = 2
-
-
-def config_option(func: F) -> F:
-    """`--config PATH` on every subcommand; the command receives the loaded `settings`."""
-
-    @click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="Configuration file (default ./intake.toml, then built-in defaults).",
-    )
-    @functools.wraps(func)
-    def wrapper(*args: Any, config_path: Path | None, **kwargs: Any) -> Any:
-        with refusals():
-            settings = load_settings(config_path)
-            return func(*args, settings=settings, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-@contextlib.contextmanager
-def refusals() -> Iterator[None]:
-    """Turn the product's own errors into one stderr line and exit status 2."""
-    try:
-        yield
-    except IntakeError as exc:
-        click.echo(f"intake: {exc}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
-
 
 def _emit(obj: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
-
-
-@click.group()
-@click.version_option(package_name="support-intake")
-def main() -> None:
-    """Support intake: tickets with support-hours deadlines from a vendor's policy."""
-
-
-@main.command()
-@click.option("--policy", "policy_ref", help="Preset name or policy file (default: [policy] name).")
-@click.option("--plan", help="The organization's plan, e.g. standard.")
-@click.option("--priority", help="Priority name, e.g. urgent.")
-@click.option("--received", help="When the request arrived, ISO 8601.")
-@click.option("--tz", help="IANA zone: the organization's region, and how times are shown.")
-@click.option("--batch", is_flag=True, help="Read JSON lines from stdin, answer one per line.")
-@config_option
-def sla(
-    settings: Settings,
-    policy_ref: str | None,
-    plan: str | None,
-    priority: str | None,
-    received: str | None,
-    tz: str | None,
-    batch: bool,
-) -> None:
-    """Clock start, first-response and resolution deadlines of a request."""
-    default_policy = policy_ref or settings.policy.name
-    if batch:
-        _sla_batch(default_policy)
-        return
-    if plan is None or priority is None or received is None:
-        raise click.UsageError("--plan, --priority and --received are needed (or --batch)")
-    _emit(answer(default_policy, plan, priority, received, tz))
-
-
-def _sla_batch(default_policy: str) -> None:
-    for line in sys.stdin:
-        if not line.strip():
-            continue  # a blank line is no request
-        try:
-            _emit(answer_line(line, default_policy))
-        except IntakeError as exc:
-            _emit({"error": str(exc)})
-    sys.stdout.flush()
 
 
 @main.command("classify")

@@ -12,6 +12,11 @@ per-message queries:
 - the rate-limit window starts at the batch's start, so it may count a notice a few
   milliseconds older than the per-message window would: never more acknowledgements than
   the limit, possibly one fewer right at the edge of the hour.
+
+It also holds the batch's writes until they can go in one executemany each: new tickets (their
+ids handed out up front by `storage.tickets.TicketIds`), messages and outbox rows. Any other
+statement the batch's session runs first writes the tickets held so far, so nothing ever reads
+(or refers to) a ticket that is not in the database yet.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from intake.messages import InboundMessage, Receipt, ReceiptStatus
 from storage import contacts, outbox, suppressions, tickets
@@ -40,6 +47,8 @@ class BatchReads:
     suppression_known: set[str]  # addresses `suppressed` answers for
     notices: dict[str, int]  # recipient -> acks and endorsements since `since`
     since: datetime
+    ids: tickets.TicketIds | None = None  # None: each ticket is inserted when it is opened
+    ticket_rows: list[dict[str, Any]] = field(default_factory=list)
     message_rows: list[dict[str, Any]] = field(default_factory=list)
     outbox_rows: list[dict[str, Any]] = field(default_factory=list)
 
@@ -71,6 +80,28 @@ class BatchReads:
         """The batch suppressed `address`: from now on ask the database."""
         self.suppression_known.discard(address.lower())
 
+    async def insert_ticket(self, session: AsyncSession, row: dict[str, Any]) -> int:
+        """`tickets.insert_ticket`, written with the batch's other tickets (see the module)."""
+        if self.ids is None:
+            return await tickets.insert_ticket(session, **row)
+        ticket_id = await self.ids.take(session)
+        self.ticket_rows.append({"id": ticket_id, **row})
+        return ticket_id
+
+    def _write_tickets(self, session: Session) -> None:
+        """Write the tickets held so far (called from the session's events, in its greenlet)."""
+        rows, self.ticket_rows = self.ticket_rows, []
+        if rows:
+            session.execute(tickets.insert_tickets_statement(), rows)
+
+    def _before_statement(self, state: ORMExecuteState) -> None:
+        if self.ticket_rows:
+            self._write_tickets(state.session)
+
+    def _before_flush(self, session: Session, flush: UOWTransaction, instances: object) -> None:
+        if self.ticket_rows:
+            self._write_tickets(session)
+
     def insert_message(self, row: dict[str, Any]) -> None:
         """Queue a `tickets.message_values` row, written with the others before the commit.
 
@@ -96,6 +127,9 @@ class BatchReads:
             self.rfc_tickets[message.rfc_message_id] = max(before, receipt.ticket_id)
 
     async def finish(self, session: AsyncSession) -> None:
+        if self.ticket_rows:
+            rows, self.ticket_rows = self.ticket_rows, []
+            await tickets.insert_tickets(session, rows)
         await tickets.insert_messages(session, self.message_rows)
         await outbox.enqueue_many(session, self.outbox_rows)
         self.message_rows.clear()
@@ -112,8 +146,11 @@ async def read_batch(
     addresses: list[str],
     recipients: list[str],
     since: datetime,
+    ids: tickets.TicketIds | None = None,
 ) -> BatchReads:
-    """Read everything at once and keep it in `session` for the batch's steps."""
+    """Read everything at once and keep it in `session` for the batch's steps.
+
+    With `ids`, new tickets are held and written together (`BatchReads.insert_ticket`)."""
     addresses = [a.lower() for a in addresses]
     counts = await outbox.notices_to_each(session, recipients, since)
     reads = BatchReads(
@@ -125,6 +162,14 @@ async def read_batch(
         suppression_known=set(addresses),
         notices={recipient: counts.get(recipient, 0) for recipient in recipients},
         since=since,
+        ids=ids,
     )
+    if ids is not None:
+        ids.forget()
+        # Writes held tickets before any other statement of the batch (the session is the
+        # batch's alone and ends with it, so its listeners go with it).
+        sync = session.sync_session
+        event.listen(sync, "do_orm_execute", reads._before_statement)
+        event.listen(sync, "before_flush", reads._before_flush)
     session.info[KEY] = reads
     return reads

@@ -71,6 +71,10 @@ class Pipeline:
     notifier: Notifier
     spam: SpamChecker | None = None  # asked before the transaction, never inside it
     group: GroupCommit = field(init=False, repr=False, compare=False)
+    # New tickets' ids, handed out before their rows are written with the batch's others.
+    ticket_ids: tickets.TicketIds = field(
+        default_factory=tickets.TicketIds, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         # Messages that arrive together share one commit (see intake.pipeline.group_commit).
@@ -116,6 +120,7 @@ class Pipeline:
             addresses=[*recipients, *self.notifier.options.notify_emails],
             recipients=recipients,
             since=self.notifier.clock() - timedelta(hours=1),
+            ids=self.ticket_ids,
         )
         return reads.finish
 
@@ -350,8 +355,7 @@ class Pipeline:
             decision.record["nominated"] = [
                 {"name": n.name, "email": n.email, "phone": n.phone} for n in nominees
             ]
-        ticket_id = await tickets.insert_ticket(
-            session,
+        row = dict(
             organization_id=identity.organization_id,
             contact_id=identity.contact_id,
             channel=channel_of(message),
@@ -376,6 +380,11 @@ class Pipeline:
             last_message_at=message.received_at,
             decision=decision.record,
         )
+        reads = BatchReads.of(session)
+        if reads is not None:
+            ticket_id = await reads.insert_ticket(session, row)
+        else:
+            ticket_id = await tickets.insert_ticket(session, **row)
         await _store_message(session, ticket_id, message)
         if machine is not None:
             # No acknowledgement, no endorsement request, no agent alert: nothing was asked.

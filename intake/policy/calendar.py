@@ -25,6 +25,7 @@ _DAY = timedelta(days=1)
 _EPOCH_ORDINAL = _EPOCH.toordinal()
 _US_PER_MINUTE = 60_000_000
 _US_PER_DAY = 86_400_000_000
+_US_PER_YEAR = 31_556_952_000_000  # the mean Gregorian year, 365.2425 days
 MINUTES_PER_DAY = 1440
 
 
@@ -104,11 +105,14 @@ def _country_holidays(country: str, year: int) -> frozenset[date]:
     return frozenset(holidays_lib.country_holidays(country, years=year).keys())
 
 
-def _to_us(moment: datetime) -> int:
-    return (moment - _EPOCH) // _US
+def to_us(moment: datetime) -> int:
+    """An aware instant as epoch microseconds (exact; plain integer arithmetic)."""
+    since = moment - _EPOCH
+    return (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
 
 
-def _from_us(us: int) -> datetime:
+def from_us(us: int) -> datetime:
+    """Epoch microseconds as an aware UTC datetime (OverflowError beyond years 1-9999)."""
     return _EPOCH + timedelta(0, 0, us)
 
 
@@ -124,17 +128,17 @@ def _wall_to_us(zone: ZoneInfo, day: date, minute: int, *, late: bool) -> int:
     naive = datetime.combine(day, time()) + timedelta(minutes=minute)
     early = naive.replace(tzinfo=zone, fold=0)
     late_dt = naive.replace(tzinfo=zone, fold=1)
-    first, second = _to_us(early), _to_us(late_dt)
+    first, second = to_us(early), to_us(late_dt)
     if early.utcoffset() == late_dt.utcoffset():
         return first
     lo, hi = min(first, second), max(first, second)
-    if _from_us(lo).astimezone(zone).replace(tzinfo=None) == naive:
+    if from_us(lo).astimezone(zone).replace(tzinfo=None) == naive:
         return hi if late else lo  # ambiguous: the wall time happens twice
     # Skipped wall time: bisect for the transition (offsets change on whole seconds).
     lo_s, hi_s = lo // 1_000_000, -(-hi // 1_000_000)
     while hi_s - lo_s > 1:
         mid = (lo_s + hi_s) // 2
-        if _from_us(mid * 1_000_000).astimezone(zone).replace(tzinfo=None) >= naive:
+        if from_us(mid * 1_000_000).astimezone(zone).replace(tzinfo=None) >= naive:
             hi_s = mid
         else:
             lo_s = mid
@@ -201,10 +205,7 @@ def _year(cal: Calendar, year: int) -> _Year:
 
 def _table_at(cal: Calendar, us: int) -> _Year:
     """The table of the local year holding the instant `us`."""
-    try:
-        year = date.fromordinal(_EPOCH_ORDINAL + us // _US_PER_DAY).year
-    except ValueError:
-        raise OverflowError("instant beyond the range of support calendars") from None
+    year = 1970 + us // _US_PER_YEAR  # within days of the truth; OverflowError beyond 1-9999
     table = _year(cal, year)
     if us < table.begins:
         return _year(cal, year - 1)
@@ -221,20 +222,20 @@ def _support_before(table: _Year, us: int) -> int:
     return table.done[i] - max(0, table.ends[i] - us)
 
 
-def _require_aware(moment: datetime) -> None:
+def require_aware(moment: datetime) -> None:
     if moment.tzinfo is None:
         raise ValueError(f"naive datetime {moment.isoformat()} has no offset")
 
 
 def support_time(cal: Calendar, start: datetime, end: datetime) -> timedelta:
     """Length of the overlap of `[start, end)` with the calendar's windows (0 if end <= start)."""
-    _require_aware(start)
-    _require_aware(end)
+    require_aware(start)
+    require_aware(end)
     if end <= start:
         return timedelta(0)
     if cal.always:
         return end - start
-    first_us, last_us = _to_us(start), _to_us(end)
+    first_us, last_us = to_us(start), to_us(end)
     first, last = _table_at(cal, first_us), _table_at(cal, last_us)
     between = sum(_year(cal, y).total for y in range(first.year, last.year))
     total = between + _support_before(last, last_us) - _support_before(first, first_us)
@@ -246,34 +247,51 @@ def add_support_time(cal: Calendar, start: datetime, amount: timedelta) -> datet
 
     When the last hour completes exactly at a window's end, that end is the answer.
     """
-    _require_aware(start)
+    require_aware(start)
     if amount <= timedelta(0):
         return start.astimezone(UTC)
     if cal.always:
         return start.astimezone(UTC) + amount
-    if not any(cal.windows):
-        raise ValueError("calendar has no support windows")
-    us = _to_us(start)
-    table = _table_at(cal, us)
-    target = _support_before(table, us) + amount // _US
+    return from_us(add_support_us(cal, to_us(start), amount // _US))
+
+
+def add_support_us(cal: Calendar, start: int, amount: int) -> int:
+    """`add_support_time` on epoch microseconds (`amount` too)."""
+    if amount <= 0:
+        return start
+    if cal.always:
+        return start + amount
+    table = _table_at(cal, start)
+    target = _support_before(table, start) + amount
     while target > table.total:
+        _require_windows(cal)  # else no year ever reaches the target
         target -= table.total
         table = _year(cal, table.year + 1)
     # The first span whose running total reaches the target holds the deadline.
     i = bisect.bisect_left(table.done, target)
-    return _from_us(table.ends[i] - (table.done[i] - target))
+    return table.ends[i] - (table.done[i] - target)
 
 
 def clock_starts(cal: Calendar, received: datetime) -> datetime:
     """The earliest instant at or after `received` that lies inside a window."""
-    _require_aware(received)
+    require_aware(received)
     if cal.always:
         return received.astimezone(UTC)
+    return from_us(clock_starts_us(cal, to_us(received)))
+
+
+def clock_starts_us(cal: Calendar, received: int) -> int:
+    """`clock_starts` on epoch microseconds."""
+    if cal.always:
+        return received
+    table = _table_at(cal, received)
+    i = bisect.bisect_right(table.ends, received)  # the first span that ends after `received`
+    while i == len(table.ends):
+        _require_windows(cal)
+        table, i = _year(cal, table.year + 1), 0
+    return max(table.starts[i], received)
+
+
+def _require_windows(cal: Calendar) -> None:
     if not any(cal.windows):
         raise ValueError("calendar has no support windows")
-    us = _to_us(received)
-    table = _table_at(cal, us)
-    i = bisect.bisect_right(table.ends, us)  # the first span that ends after `us`
-    while i == len(table.ends):
-        table, i = _year(cal, table.year + 1), 0
-    return _from_us(max(table.starts[i], us))

@@ -17,8 +17,11 @@ from intake.messages import ChannelKind
 from intake.policy.calendar import (
     TWENTY_FOUR_SEVEN,
     Calendar,
-    add_support_time,
-    clock_starts,
+    add_support_us,
+    clock_starts_us,
+    from_us,
+    require_aware,
+    to_us,
 )
 
 
@@ -107,7 +110,7 @@ class Policy:
     unidentified_sla: bool
     regional_calendars: frozenset[str]  # calendars that follow the organization's region zone
     # Memo of resolved (plan, priority, region) schedules; derived from the fields above.
-    _schedules: dict[tuple[str, str, str | None], _Schedule] = field(
+    _schedules: dict[tuple[str, str, str | None], Schedule] = field(
         default_factory=dict, compare=False, repr=False
     )
 
@@ -203,31 +206,52 @@ def _amount(target: Target, cal: Calendar) -> tuple[Calendar, timedelta]:
     return cal, timedelta(hours=target.amount)
 
 
+# One deadline's clock and its target, in microseconds.
+Leg = tuple[Calendar, int]
+
+
 def _leg(
     target: Target | None, cal: Calendar, cal_name: str, what: str
-) -> tuple[tuple[Calendar, timedelta] | None, Basis]:
+) -> tuple[Leg | None, Basis]:
     """One deadline's clock and amount, resolved once per schedule."""
     if target is None:
         return None, Basis(what, None, cal_name, cal.zone)
     run_on, amount = _amount(target, cal)
     basis = Basis(what, target, "24x7" if run_on.always else cal_name, run_on.zone)
-    return (run_on, amount), basis
+    return (run_on, amount // timedelta(microseconds=1)), basis
 
 
 @dataclass(frozen=True, slots=True)
-class _Schedule:
+class Schedule:
     """Everything `compute_deadlines` needs for one (plan, priority, region), resolved."""
 
     rule: str
     on_call: bool
     start: Calendar
-    response: tuple[Calendar, timedelta] | None
-    resolution: tuple[Calendar, timedelta] | None
+    response: Leg | None
+    resolution: Leg | None
     response_basis: Basis
     resolution_basis: Basis
 
+    def instants(self, received: int) -> tuple[int, int | None, int | None, bool]:
+        """Clock start, first response due, resolution due and whether the response was
+        capped, in epoch microseconds, for a request received at `received`."""
+        response = resolution = None
+        if self.response is not None:
+            response = add_support_us(self.response[0], received, self.response[1])
+        if self.resolution is not None:
+            resolution = add_support_us(self.resolution[0], received, self.resolution[1])
+        capped = response is not None and resolution is not None and resolution < response
+        return (
+            clock_starts_us(self.start, received),
+            resolution if capped else response,
+            resolution,
+            capped,
+        )
 
-def _schedule(policy: Policy, plan_name: str, priority: str, region: str | None) -> _Schedule:
+
+def schedule(policy: Policy, plan_name: str, priority: str, region: str | None) -> Schedule:
+    """The resolved schedule of (plan, priority, region); InputRefusedError if unknown."""
     key = (plan_name, priority, region if policy.regional_calendars else None)
     found = policy._schedules.get(key)
     if found is not None:
@@ -246,7 +270,7 @@ def _schedule(policy: Policy, plan_name: str, priority: str, region: str | None)
         "resolution",
     )
     # The clock starts on the first-response calendar (24x7 for a calendar-hours target).
-    found = policy._schedules[key] = _Schedule(
+    found = policy._schedules[key] = Schedule(
         rule=f"{policy.name} plan {plan.name}, priority {priority}",
         on_call=targets.on_call,
         start=response[0] if response else response_cal,
@@ -258,10 +282,6 @@ def _schedule(policy: Policy, plan_name: str, priority: str, region: str | None)
     return found
 
 
-def _due(leg: tuple[Calendar, timedelta] | None, received: datetime) -> datetime | None:
-    return None if leg is None else add_support_time(leg[0], received, leg[1])
-
-
 def compute_deadlines(
     policy: Policy, plan_name: str, priority: str, received: datetime, region: str | None = None
 ) -> Deadlines:
@@ -270,13 +290,13 @@ def compute_deadlines(
     `region` is the organization's IANA zone, used by calendars marked regional (Scalr's
     "business hours in regional market").
     """
-    plan = _schedule(policy, plan_name, priority, region)
-    response, resolution = _due(plan.response, received), _due(plan.resolution, received)
-    capped = response is not None and resolution is not None and resolution < response
+    plan = schedule(policy, plan_name, priority, region)
+    require_aware(received)
+    start, response, resolution, capped = plan.instants(to_us(received))
     return Deadlines(
-        clock_starts=clock_starts(plan.start, received),
-        first_response_due=resolution if capped else response,
-        resolution_due=resolution,
+        clock_starts=from_us(start),
+        first_response_due=None if response is None else from_us(response),
+        resolution_due=None if resolution is None else from_us(resolution),
         on_call=plan.on_call,
         rule=plan.rule,
         response_basis=plan.response_basis,

@@ -292,6 +292,22 @@ async def test_over_quota(seeded: Storage) -> None:
     assert "over_quota" in flags[25]
 
 
+async def test_over_quota_within_one_batch(seeded: Storage) -> None:
+    """26 requests that arrive together: one group commit, its tickets written together with
+    ids handed out up front (more than one block of them), and the quota still counts the
+    batch's own tickets, each counted once."""
+    intake = pipeline(seeded)
+    batch = [mail("ivy@umbrella.example", f"Request {n}") for n in range(26)]
+    receipts = await asyncio.gather(*(intake(m) for m in batch))
+    assert intake.group.redone == 0
+    ids = [r.ticket_id for r in receipts]
+    assert ids == list(range(ids[0], ids[0] + 26))  # in arrival order, none skipped
+    flags = [(await ticket(seeded, ticket_id)).flags for ticket_id in ids]
+    assert sum("over_quota" in f for f in flags) == 1 and "over_quota" in flags[25]
+    later = await intake(mail("judy@umbrella.example", "One more"))  # the next batch
+    assert later.ticket_id == ids[-1] + 1
+
+
 async def test_onprem_email_starts_at_level_three(seeded: Storage) -> None:
     receipt = await pipeline(seeded)(mail("ivy@umbrella.example", "Configuration of SSO"))
     row = await ticket(seeded, receipt.ticket_id)
