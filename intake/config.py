@@ -81,6 +81,8 @@ class SmtpSettings(_Section):
     port: int = Field(default=2525, ge=0, le=65535)
     domains: list[str] = ["support.example.com"]
     max_message_bytes: int = Field(default=26_214_400, ge=1024)
+    # A message's DATA past this many bytes is kept in a temporary file, not in memory.
+    spool_threshold_bytes: int = Field(default=262_144, ge=0)
     tls_cert: Path | None = None  # PEM certificate chain: offers STARTTLS when set
     tls_key: Path | None = None
     max_connections: int = Field(default=200, ge=1)

@@ -6,6 +6,7 @@ before confirming on the wire; the pipeline hands back `Ack`s for the outbound s
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -23,11 +24,29 @@ class ChannelKind(StrEnum):
     WEB = "web"
 
 
+class Spooled(Protocol):
+    """Bytes kept in a file instead of memory (a large mail, its attachments), read back in
+    chunks so that storing them never holds them whole."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def sha256(self) -> str: ...  # hex digest of the bytes
+
+    def chunks(self) -> Iterator[bytes]: ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Attachment:
     filename: str
     content_type: str
-    data: bytes
+    data: bytes  # b"" when `spooled` holds the bytes
+    spooled: Spooled | None = None
+
+    @property
+    def size(self) -> int:
+        return self.spooled.size if self.spooled is not None else len(self.data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +98,16 @@ class InboundMessage:
     # Of the From domain: the email channels set it; "none" elsewhere.
     authenticity: Authenticity = field(default_factory=Authenticity)
     raw: bytes = b""
+    raw_spooled: Spooled | None = None  # a large mail's raw bytes, kept in a file (`raw` empty)
     extra: dict[str, Any] = field(default_factory=dict)  # channel facts kept on the ticket
     spam: SpamVerdict | None = None  # set before the pipeline when a spam engine is configured
+
+    def raw_bytes(self) -> bytes:
+        """The raw bytes, a spooled mail's read whole from its file: for the checks that need
+        them all at once (DKIM, a spam engine), which are off by default."""
+        if self.raw_spooled is None:
+            return self.raw
+        return b"".join(self.raw_spooled.chunks())
 
 
 class ReceiptStatus(StrEnum):

@@ -168,6 +168,9 @@ class Message(Base):
     subject: Mapped[str] = mapped_column(String(998))
     text: Mapped[str] = mapped_column(Text)
     raw: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    # A large mail's raw bytes are in `blobs` under this digest (`raw` is then empty): SQLite
+    # writes a blob in place only as a record's last column, and `raw` is not this one's.
+    raw_sha256: Mapped[str | None] = mapped_column(String(64))
     problems: Mapped[list[str]]
     # Channel facts: a call-back number and window, a recording URL, a Telegram chat id.
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=sql_text("'{}'"))

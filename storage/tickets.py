@@ -12,6 +12,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    CursorResult,
     Insert,
     Table,
     and_,
@@ -26,7 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from intake.messages import InboundMessage
+from intake.messages import InboundMessage, Spooled
+from storage import spooled
 from storage.models import Attachment, Blob, Message, Organization, Ticket
 
 OPEN_STATUSES = ("open", "on_hold")
@@ -197,7 +199,8 @@ def _insert_ignoring_duplicates(session: AsyncSession, values: dict[str, Any]) -
 def message_values(
     ticket_id: int, message: InboundMessage, direction: str = "in"
 ) -> dict[str, Any]:
-    """The `messages` row of `message` (its attachments are rows of their own)."""
+    """The `messages` row of `message` (its attachments are rows of their own; a spooled
+    message's raw bytes are written by `insert_message`)."""
     return {
         "ticket_id": ticket_id,
         "channel": str(message.channel),
@@ -225,27 +228,43 @@ async def insert_message(
 ) -> int:
     """Store the message and its attachments (bytes once per content, in `blobs`)."""
     values = message_values(ticket_id, message, direction)
+    if message.raw_spooled is not None:  # a large mail: its bytes from the spool to `blobs`
+        values["raw_sha256"] = await _store_spooled(session, message.raw_spooled)
     table = cast(Table, Message.__table__)  # as in insert_ticket
     inserted = await session.execute(insert(table).returning(table.c.id), values)
     message_id = int(inserted.scalar_one())
-    if not message.attachments:
-        return message_id
     for attachment in message.attachments:
-        digest = hashlib.sha256(attachment.data).hexdigest()
-        await session.execute(
-            _insert_ignoring_duplicates(session, {"sha256": digest, "data": attachment.data})
-        )
+        if attachment.spooled is not None:
+            digest = await _store_spooled(session, attachment.spooled)
+        else:
+            digest = hashlib.sha256(attachment.data).hexdigest()
+            await session.execute(
+                _insert_ignoring_duplicates(session, {"sha256": digest, "data": attachment.data})
+            )
         session.add(
             Attachment(
                 message_id=message_id,
                 filename=attachment.filename,
                 content_type=attachment.content_type,
-                size=len(attachment.data),
+                size=attachment.size,
                 sha256=digest,
             )
         )
-    await session.flush()
+    if message.attachments:
+        await session.flush()
     return message_id
+
+
+async def _store_spooled(session: AsyncSession, content: Spooled) -> str:
+    """Spooled bytes in `blobs` (unless the same content is there already): their digest."""
+    data = spooled.column_value(session, content)
+    inserted = await session.execute(
+        _insert_ignoring_duplicates(session, {"sha256": content.sha256, "data": data})
+    )
+    if cast(CursorResult[Any], inserted).rowcount:  # new content: write it
+        blobs = cast(Table, Blob.__table__)
+        await spooled.fill(session, blobs, "data", blobs.c.sha256 == content.sha256, content)
+    return content.sha256
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from channels.email.imap_session import (
     ImapSession,
     map_imap_errors,
 )
-from channels.email.inbound import inbound_from_raw
+from channels.email.inbound import inbound_message
 from channels.email.oauth2 import AccessTokens
 from intake.config import ImapSettings
 from intake.errors import ConfigError, InputRefusedError, IntakeError, TransientError, log_refusal
@@ -336,14 +336,14 @@ class ImapChannel:
 
 async def _feed(intake: Intake, raw: bytes, clock: Callable[[], datetime]) -> Receipt | None:
     """The receipt, or None when the pipeline refused the message for good (logged)."""
-    message = inbound_from_raw(raw, received_at=clock(), recipients=())
-    try:
-        return await intake(message)
-    except InputRefusedError as exc:
-        log.warning("IMAP message %r refused: %r", message.channel_message_id, exc.reason)
-        reason = "rate_limited" if isinstance(exc, RateLimitedError) else "bad_input"
-        log_refusal("email", reason, message.sender, exc.reason)
-        return None
+    with inbound_message(raw, received_at=clock(), recipients=()) as message:
+        try:
+            return await intake(message)
+        except InputRefusedError as exc:
+            log.warning("IMAP message %r refused: %r", message.channel_message_id, exc.reason)
+            reason = "rate_limited" if isinstance(exc, RateLimitedError) else "bad_input"
+            log_refusal("email", reason, message.sender, exc.reason)
+            return None
 
 
 # -- backfill after an outage -----------------------------------------------------------------

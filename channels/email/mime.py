@@ -34,7 +34,7 @@ from inscriptis import get_text
 
 from channels.email.mailbox import one_mailbox
 
-__all__ = ["ParsedAttachment", "ParsedEmail", "parse_email"]
+__all__ = ["ParsedAttachment", "ParsedEmail", "is_attachment", "parse_email", "part_headers"]
 
 _MAX_HEADERS = 500
 _MAX_HEADER_CHARS = 16_384
@@ -250,8 +250,7 @@ class _Walk:
             return [chunk for child in children for chunk in self.body(child, depth + 1, keep_text)]
         disposition = part.get_content_disposition()
         filename = _part_filename(part)
-        is_text = ctype in ("text/plain", "text/html") or ctype.startswith("multipart/")
-        if is_text and disposition != "attachment" and filename is None:
+        if _is_text(ctype, disposition, filename):
             return [self._text(part, ctype)] if keep_text else []
         self._attach(part, ctype, disposition, filename)
         return []
@@ -337,6 +336,23 @@ class _Walk:
                 content_id=content_id,
             )
         )
+
+
+def _is_text(ctype: str, disposition: str | None, filename: str | None) -> bool:
+    """Whether a leaf part is read as the message's text; any other is an attachment."""
+    is_text = ctype in ("text/plain", "text/html") or ctype.startswith("multipart/")
+    return is_text and disposition != "attachment" and filename is None
+
+
+def part_headers(block: bytes) -> Message:
+    """One part's header block, parsed as `parse_email` parses it."""
+    return BytesParser(policy=_RAW_HEADERS).parsebytes(block, headersonly=True)
+
+
+def is_attachment(part: Message) -> bool:
+    """Whether `parse_email` takes this leaf part (headers enough) as an attachment."""
+    ctype = part.get_content_type()
+    return not _is_text(ctype, part.get_content_disposition(), _part_filename(part))
 
 
 def _parse(raw: bytes, walk: _Walk) -> ParsedEmail:

@@ -16,15 +16,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
-
-import requests
-from authlib.integrations.base_client import OAuthError
-from authlib.integrations.requests_client import OAuth2Session
+from typing import TYPE_CHECKING, Any
 
 from intake.config import ImapSettings, OutboundSmtpSettings
 from intake.errors import ConfigError, TransientError
 from intake.redact import mask_later
+
+if TYPE_CHECKING:
+    from authlib.integrations.base_client import OAuthError
+    from authlib.integrations.requests_client import OAuth2Session
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,10 @@ class AccessTokens:
                 self._token = None
 
     def _fetch(self) -> str:
+        # authlib and requests (about 15 MB resident) only for an OAuth2 login.
+        import requests
+        from authlib.integrations.base_client import OAuthError
+
         started = self.clock()
         try:
             with self._client() as client:
@@ -114,6 +118,8 @@ class AccessTokens:
         return self._keep(answer, started)
 
     def _client(self) -> OAuth2Session:
+        from authlib.integrations.requests_client import OAuth2Session
+
         secret = self.settings.oauth2_client_secret.get_secret_value()
         return OAuth2Session(
             client_id=self.settings.oauth2_client_id,

@@ -28,11 +28,12 @@ import aiosmtplib
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from channels.email.compose import compose
-from channels.email.inbound import inbound_from_raw
+from channels.email.inbound import inbound_from_raw, inbound_from_spool
 from channels.email.oauth2 import AccessTokens
 from channels.email.refusals import note_reply
 from channels.email.relays import IpNetwork, from_trusted_relay, without_spam_verdicts
 from channels.email.sender_checks import SenderChecks, sender_authenticity
+from channels.email.spool import Spool, read_data
 from intake.config import OutboundSmtpSettings, SmtpSettings
 from intake.errors import (
     InputRefusedError,
@@ -105,17 +106,30 @@ class _Handler:
     async def handle_DATA(  # noqa: N802 - the name aiosmtpd calls
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
-        raw = envelope.original_content or b""
-        if isinstance(envelope.content, bytes) and not raw:
-            raw = envelope.content
         mail_from = envelope.mail_from or ""
-        message = inbound_from_raw(
-            raw,
-            received_at=self.channel.clock(),
-            envelope_sender="" if mail_from in ("", "<>") else mail_from.lower(),
-            recipients=tuple(envelope.rcpt_tos),
-            max_attachment_bytes=self.channel.max_attachment_bytes,
-        )
+        spool = server.spool if isinstance(server, _Server) else None
+        if spool is not None and spool.file is not None:
+            # A large mail: parsed from its file in a thread, the loop serving meanwhile.
+            message = await asyncio.to_thread(
+                inbound_from_spool,
+                spool.file,
+                spool.size,
+                received_at=self.channel.clock(),
+                envelope_sender="" if mail_from in ("", "<>") else mail_from.lower(),
+                recipients=tuple(envelope.rcpt_tos),
+                max_attachment_bytes=self.channel.max_attachment_bytes,
+            )
+        else:
+            raw = envelope.original_content or b""
+            if isinstance(envelope.content, bytes) and not raw:
+                raw = envelope.content
+            message = inbound_from_raw(
+                raw,
+                received_at=self.channel.clock(),
+                envelope_sender="" if mail_from in ("", "<>") else mail_from.lower(),
+                recipients=tuple(envelope.rcpt_tos),
+                max_attachment_bytes=self.channel.max_attachment_bytes,
+            )
         peer = str(session.peer[0]) if session.peer else ""
         relay = from_trusted_relay(peer, self.channel.trusted_relays)
         if not relay and message.headers:  # a spam verdict counts only from a trusted relay
@@ -139,7 +153,8 @@ class _Handler:
 
 
 class _Server(SMTP):
-    """aiosmtpd's protocol with caps on concurrent connections, in all and per client.
+    """aiosmtpd's protocol with caps on concurrent connections, in all and per client, and
+    DATA past `spool_threshold` bytes kept in a temporary file (channels.email.spool).
 
     A refused connection never reaches aiosmtpd: its `connection_lost` asserts the session
     that `connection_made` would have opened, so it is not called for one we refused.
@@ -150,6 +165,40 @@ class _Server(SMTP):
         self.channel = channel
         self.client = ""
         self.accepted = False
+        self.spool: Spool | None = None  # the DATA being handled
+
+    async def smtp_DATA(self, arg: str) -> None:  # noqa: N802 - the name aiosmtpd calls
+        """aiosmtpd's DATA, except where the lines go: aiosmtpd keeps a buffer per line and
+        then their join (four times the message's size); ours a file past the threshold."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        envelope = self.envelope
+        assert envelope is not None  # aiosmtpd's own invariant after MAIL
+        if not envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        spool = Spool(self.channel.spool_threshold)
+        status: str | None = None
+        try:
+            limit = self.data_size_limit or 0
+            refusal = await read_data(
+                self._reader, spool, limit=limit, line_limit=self.line_length_limit
+            )
+            if refusal is None:
+                spool.finish()
+                if spool.file is None:  # small: in memory, as aiosmtpd hands it over
+                    envelope.content = envelope.original_content = spool.getvalue()
+                self.spool = spool
+                status = await self._call_handler_hook("DATA")
+        finally:
+            self.spool = None
+            spool.close()  # its file is gone: after the reply, a refusal, a lost connection
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push(refusal or status or "451 4.3.0 Internal error, try again later")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
@@ -210,6 +259,7 @@ class SmtpChannel:
         max_connections: int = 200,
         timeout: float = 300.0,
         max_attachment_bytes: int = 10_485_760,
+        spool_threshold: int = 262_144,
         sender_checks: SenderChecks | None = None,
         client_limiter: RateLimiter | None = None,
         trusted_relays: Sequence[IpNetwork] = (),
@@ -225,6 +275,7 @@ class SmtpChannel:
         self.max_connections = max_connections
         self.timeout = timeout
         self.max_attachment_bytes = max_attachment_bytes
+        self.spool_threshold = spool_threshold  # DATA past this many bytes goes to a file
         self.sender_checks = sender_checks  # None: no verdict on the From domain ("none")
         self.client_limiter = client_limiter  # connections per client address
         self.trusted_relays = tuple(trusted_relays)  # whose upstream headers count
@@ -254,7 +305,7 @@ class SmtpChannel:
             # DNS lookups and RSA verification block: a worker thread keeps the loop serving.
             verdict = await asyncio.to_thread(
                 sender_authenticity,
-                message.raw,
+                message.raw_bytes(),
                 message.headers,
                 message.sender.rpartition("@")[2] if "@" in message.sender else "",
                 checks=self.sender_checks,

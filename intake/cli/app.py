@@ -18,7 +18,6 @@ from intake.outbox import acks
 from intake.outbox.notices import NoticeOptions, Notifier
 from intake.pipeline.pipeline import Pipeline, PipelineOptions
 from intake.spam.checker import SpamChecker
-from intake.spam.spamassassin import SpamAssassin
 from storage import db
 from storage.keys import thread_secret
 
@@ -89,6 +88,8 @@ def spam_checker(settings: Settings) -> SpamChecker | None:
     """The configured spam engine (`[spam] engine`), or None."""
     spam = settings.spam
     if spam.engine == "spamassassin":
+        from intake.spam.spamassassin import SpamAssassin  # aiospamc: only with the engine
+
         return SpamAssassin(
             spam.host, spam.port, spam.threshold, spam.timeout_seconds, max_bytes=spam.max_bytes
         )

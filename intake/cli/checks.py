@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import aiosmtplib
 from sqlalchemy import text
 
-from channels.email.imap_session import ImapSession
 from intake.cli.existing import sqlite_path
 from intake.cli.serve import smtp_tls
 from intake.config import Settings
@@ -127,6 +126,8 @@ async def _imap(settings: Settings) -> list[Finding]:
     if not imap.enabled:
         return []
     what = f"imap {imap.user} at {imap.host}:{imap.port}, folder {imap.folder}"
+    from channels.email.imap_session import ImapSession  # imapclient: only for IMAP
+
     try:
         # imapclient blocks on its socket: a worker thread keeps this loop free.
         session = await asyncio.to_thread(ImapSession.open, imap, timeout=TIMEOUT)

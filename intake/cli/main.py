@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.exc import DBAPIError
 
-from channels.email.imap import BackfillResult, backfill
 from classifier import load_rules
 from intake.cli import admin, checks
 from intake.cli.app import Storage, build_pipeline, open_storage, utc_now
@@ -162,6 +161,8 @@ def imap() -> None:
 @config_option
 def imap_backfill(settings: Settings, since: datetime) -> None:
     """Re-read a date range after a long outage; stored messages are skipped by Message-ID."""
+
+    from channels.email.imap import BackfillResult, backfill  # imapclient: only for IMAP
 
     async def run(storage: Storage) -> BackfillResult:
         pipeline = await build_pipeline(settings, storage)

@@ -24,19 +24,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
 from channels.desk.api import api_routes
 from channels.desk.page import page_routes
 from channels.desk.reports import report_routes
-from channels.email.imap import ImapChannel, mailbox_key
 from channels.email.posts import mail_post_routes
 from channels.email.sender_checks import sender_checks, with_upstream_verdict
 from channels.email.smtp import SmtpChannel, SmtpReplier, server_name
-from channels.telegram.channel import TelegramChannel, TelegramReplier
-from channels.twilio.messaging import twilio_routes
-from channels.twilio.replier import TwilioReplier
 from channels.web.app import RoutesFactory, WebChannel
 from channels.web.callback import CallbackForm
 from channels.web.metrics import MeasuredIntake, Metrics, metrics_routes
@@ -61,6 +58,10 @@ from storage.locks import leadership
 from storage.twilio_status import OutboxStatuses
 from storage.watch import OpenTicketCounts
 from storage.webhook_tokens import SeenTokens
+
+if TYPE_CHECKING:
+    from channels.telegram.channel import TelegramReplier
+    from channels.twilio.replier import TwilioReplier
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,10 @@ def web_routes(
         report_routes(storage.sessions, secret, default_policy=settings.policy.name, clock=utc_now)
     )
     if settings.twilio.enabled:
+        # Imported here, as the other optional channels are: twilio, aiohttp, telegram and
+        # imapclient cost about 40 MB of resident memory, which a default node never uses.
+        from channels.twilio.messaging import twilio_routes
+
         routes.append(
             twilio_routes(
                 settings.twilio,
@@ -212,6 +217,8 @@ class Service:
         repliers: dict[str, Replier] = {"email": self.smtp_replier}
         self.twilio_replier: TwilioReplier | None = None
         if settings.twilio.enabled:
+            from channels.twilio.replier import TwilioReplier
+
             twilio = self.twilio_replier = TwilioReplier(
                 settings.twilio,
                 whatsapp_from=settings.twilio.whatsapp_from,
@@ -221,6 +228,8 @@ class Service:
             repliers.update({"whatsapp": twilio, "sms": twilio, "voice": twilio})
         self.telegram_replier: TelegramReplier | None = None
         if settings.telegram.token.get_secret_value():  # the bot, or only agents' alerts
+            from channels.telegram.channel import TelegramReplier
+
             self.telegram_replier = TelegramReplier(settings.telegram)
             repliers["telegram"] = self.telegram_replier
         alert_to = [("email", e) for e in settings.notify.emails] + [
@@ -274,6 +283,7 @@ class Service:
                     tls_context=smtp_tls(smtp),
                     max_connections=smtp.max_connections,
                     timeout=smtp.timeout_seconds,
+                    spool_threshold=smtp.spool_threshold_bytes,
                     sender_checks=sender_checks(self.settings.authentication),
                     client_limiter=RateLimiter.optional(
                         self.settings.limits.smtp_connections_per_client_per_minute, 60
@@ -284,6 +294,8 @@ class Service:
             )
         if self.settings.imap.enabled and self.duties:
             # One poller per mailbox across the nodes sharing the database (an advisory lock).
+            from channels.email.imap import ImapChannel, mailbox_key
+
             imap = self.settings.imap
             lock = leadership(self.storage.engine, f"imap {mailbox_key(imap)}")
             self.channels.append(ImapChannel(imap, self.storage.sessions, utc_now, leadership=lock))
@@ -291,6 +303,8 @@ class Service:
             self.settings, self.secret, self.storage, self.metrics, wake=self.deliverer.wake
         )
         if self.settings.telegram.enabled:
+            from channels.telegram.channel import TelegramChannel
+
             telegram = TelegramChannel(
                 self.settings.telegram,
                 self.storage.sessions,

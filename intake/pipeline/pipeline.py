@@ -415,7 +415,7 @@ async def _store_message(
     session: AsyncSession, ticket_id: int, message: InboundMessage, direction: str = "in"
 ) -> None:
     reads = BatchReads.of(session)
-    if reads is None or message.attachments:
+    if reads is None or message.attachments or message.raw_spooled is not None:
         await tickets.insert_message(session, ticket_id, message, direction)
     else:  # written with the rest of the batch in one statement
         reads.insert_message(tickets.message_values(ticket_id, message, direction))

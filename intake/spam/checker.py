@@ -19,6 +19,6 @@ async def screened(message: InboundMessage, checker: SpamChecker | None) -> Inbo
     """`message` with the engine's verdict, for mail (the only channel spam engines read)."""
     if checker is None or message.spam is not None or message.channel is not ChannelKind.EMAIL:
         return message
-    if not message.raw:
+    if not message.raw and message.raw_spooled is None:
         return message
-    return replace(message, spam=await checker.check(message.raw))
+    return replace(message, spam=await checker.check(message.raw_bytes()))

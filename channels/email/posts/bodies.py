@@ -1,7 +1,7 @@
 """What the email APIs' posts share: a bounded body, form fields as bytes, basic auth, and the
 one way a raw message goes into the pipeline and its outcome back out as an HTTP status.
 
-Nothing here parses mail: the raw MIME goes to `channels.email.inbound.inbound_from_raw`, the
+Nothing here parses mail: the raw MIME goes to `channels.email.inbound.inbound_message`, the
 path SMTP and IMAP take, so a message is the same ticket whichever way it came.
 """
 
@@ -12,6 +12,7 @@ import binascii
 import hmac
 import logging
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import datetime
 from urllib.parse import unquote_to_bytes
 
@@ -21,7 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from channels.email.inbound import inbound_from_raw
+from channels.email.inbound import inbound_message
 from channels.web.app import take, to_status
 from intake.errors import InputRefusedError
 from intake.messages import InboundMessage, Intake
@@ -159,12 +160,15 @@ async def deliver(
         log.warning("refused a %s post: no message in it", provider)
         return PlainTextResponse("no message\n", 400)
 
-    def build() -> InboundMessage:
-        return inbound_from_raw(
-            raw, received_at=clock(), envelope_sender=envelope_sender, recipients=recipients
-        )
+    with ExitStack() as spool:  # a large message's temporary file, until it is stored
 
-    outcome = await take(intake, build)
+        def build() -> InboundMessage:
+            parsed = inbound_message(
+                raw, received_at=clock(), envelope_sender=envelope_sender, recipients=recipients
+            )
+            return spool.enter_context(parsed)
+
+        outcome = await take(intake, build)
     status = to_status(outcome)
     if isinstance(outcome, InputRefusedError):
         log.warning("refused a %s message: %s", provider, outcome.reason)

@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from urllib.parse import urlsplit
 
-import httpx
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -64,6 +63,8 @@ class HttpsFetcher:
         self.max_bytes = max_bytes
 
     async def __call__(self, url: str) -> bytes:
+        import httpx  # about 15 MB resident: only once SES is enabled and posts
+
         try:
             # A client per call: certificates are cached and confirmations are rare.
             async with (
