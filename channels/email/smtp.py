@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
+from email.message import EmailMessage
 from typing import Any, AnyStr, cast
 
 import aiosmtplib
@@ -33,6 +34,7 @@ from channels.email.oauth2 import AccessTokens
 from channels.email.refusals import note_reply
 from channels.email.relays import IpNetwork, from_trusted_relay, without_spam_verdicts
 from channels.email.sender_checks import SenderChecks, sender_authenticity
+from channels.email.skeletons import wire_bytes
 from intake.config import OutboundSmtpSettings, SmtpSettings
 from intake.errors import (
     InputRefusedError,
@@ -358,18 +360,26 @@ class SmtpReplier:
         # it expires.
         self.tokens = AccessTokens(settings, "outbound.smtp") if settings.auth == "oauth2" else None
 
+    def _mail(self, ack: Ack, envelope_sender: str) -> bytes | EmailMessage:
+        """The notice's bytes from its shape's skeleton; a message to flatten for mail with
+        files or an address that needs SMTPUTF8 (rare: `compose` and the generator then)."""
+        sender, now = self.settings.from_address, self.clock()
+        if ack.files or not (envelope_sender + ack.to).isascii():
+            return compose(ack, sender=sender, sender_name=self.sender_name, now=now)
+        return wire_bytes(ack, sender=sender, sender_name=self.sender_name, now=now)
+
     async def send(self, ack: Ack) -> None:
-        mail = compose(
-            ack, sender=self.settings.from_address, sender_name=self.sender_name, now=self.clock()
-        )
+        envelope_sender = ack.reply_to or self.settings.from_address
+        mail = self._mail(ack, envelope_sender)
         async with self._lock:
             if self._closer is not None:
                 self._closer.cancel()
             try:
                 client = await self._connected()
-                await client.send_message(
-                    mail, sender=ack.reply_to or self.settings.from_address, recipients=[ack.to]
-                )
+                if isinstance(mail, bytes):  # 7-bit, CRLF: sent as it is, no second flatten
+                    await client.sendmail(envelope_sender, [ack.to], mail)
+                else:
+                    await client.send_message(mail, sender=envelope_sender, recipients=[ack.to])
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 codes = [r.code for r in exc.recipients]
                 text = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
