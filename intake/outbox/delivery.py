@@ -22,6 +22,7 @@ import dataclasses
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -108,18 +109,37 @@ class Deliverer:
     # Where agents hear of an acknowledgement that failed for good: (channel, recipient).
     alert_to: Sequence[tuple[str, str]] = ()
     _bell: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
+    # Batches handed over by this process's group commits (intake.outbox.handover), already
+    # leased to us until the datetime beside them: sent without a claim.
+    _handed: deque[tuple[list[OutboxItem], datetime]] = field(
+        default_factory=deque, init=False, repr=False
+    )
+    _claim_soon: bool = field(default=True, init=False, repr=False)  # `wake` rang
+    _claimed_at: float = field(default=float("-inf"), init=False, repr=False)  # monotonic
     # On stop, passes continue over what is due for at most this long (the acknowledgement of
     # a message confirmed just before the signal goes out now, not at the next start).
     grace: float = 10.0
 
     async def run_once(self) -> int:
-        """Deliver what is due now; returns how many notices were attempted."""
+        """Deliver a batch handed over, else what is due now (claimed); returns how many
+        notices were attempted. Claims come at least every `idle` seconds all the same: a
+        steady stream of hand-overs must not starve retries and other nodes' notices."""
+        if self._handed and not self._claim_soon:
+            if time.monotonic() - self._claimed_at < self.idle:
+                items, until = self._handed.popleft()
+                return await self._pass(items, until)
+        self._claim_soon = False
+        self._claimed_at = time.monotonic()
         claimed = self.clock()
         async with self.sessions.begin() as session:
             items = await outbox.claim_due(session, claimed, self.lease, self.batch)
+        return await self._pass(items, claimed + self.lease)
+
+    async def _pass(self, items: list[OutboxItem], until: datetime) -> int:
+        """Send `items`, held until `until`, renewing that lease while the pass lasts."""
         if not items:
             return 0
-        held = _Held({item.id for item in items}, claimed + self.lease)
+        held = _Held({item.id for item in items}, until)
         heartbeat = asyncio.create_task(self._keep(held))
         try:
             await self._deliver(items, held)
@@ -128,6 +148,12 @@ class Deliverer:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
         return len(items)
+
+    def take(self, items: list[OutboxItem], leased_until: datetime) -> None:
+        """Notices just committed, leased to us until `leased_until`: send them next (called
+        by intake.outbox.handover after a group commit)."""
+        self._handed.append((items, leased_until))
+        self._bell.set()
 
     async def _deliver(self, items: Sequence[OutboxItem], held: _Held) -> None:
         outcomes: list[Outcome] = []
@@ -160,8 +186,9 @@ class Deliverer:
             held.until = until
 
     def wake(self) -> None:
-        """Ring the bell: notices were just committed, so the next pass starts now instead of
-        at the next poll (the pipeline's group commit rings it after every commit)."""
+        """Ring the bell: due notices were just committed (an agent's reply, the careful way
+        of a batch), so the next pass claims now instead of at the next poll."""
+        self._claim_soon = True
         self._bell.set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -172,7 +199,7 @@ class Deliverer:
             except Exception:  # the database may be away; keep the loop alive
                 log.exception("outbox delivery pass failed")
                 attempted = 0
-            if attempted < self.batch:
+            if attempted < self.batch and not self._handed:
                 await self._pause(stop)
         await self.last_passes()
 
@@ -194,7 +221,7 @@ class Deliverer:
         """
         try:
             async with asyncio.timeout(self.grace):
-                while await self.run_once() >= self.batch:
+                while await self.run_once() >= self.batch or self._handed:
                     pass  # a full batch: more may be due
         except TimeoutError:
             log.warning("stopping: the outbox was not emptied in %.0f s; the rest goes later",
@@ -233,27 +260,32 @@ class Deliverer:
         if not outcomes:
             return
         now = self.clock()
+        retries = []
+        for outcome in outcomes:
+            item = outcome.item
+            if outcome.result == "retry":
+                log.info("notice %d to %r will be retried: %s", item.id, item.recipient,
+                         outcome.error)  # fmt: skip
+                wait = backoff(item.attempts)
+                if outcome.retry_after is not None:  # the provider said how long
+                    wait = max(wait, timedelta(seconds=outcome.retry_after))
+                retries.append((item.id, now + wait, outcome.error))
+        # One statement per kind of outcome (a pass is nearly all "sent").
         async with self.sessions.begin() as session:
-            await outbox.mark_sent(
-                session, [o.item.id for o in outcomes if o.result == "sent"], now
-            )
+            await outbox.mark_sent(session, self._ids(outcomes, "sent"), now)
+            await outbox.mark_retry(session, retries)
+            await outbox.release(session, self._ids(outcomes, "released"), held.until)
             for outcome in outcomes:
-                item = outcome.item
                 if outcome.result == "failed":
-                    await self._fail(session, item, outcome.error, now)
-                elif outcome.result == "retry":
-                    log.info("notice %d to %r will be retried: %s", item.id, item.recipient,
-                             outcome.error)  # fmt: skip
-                    wait = backoff(item.attempts)
-                    if outcome.retry_after is not None:  # the provider said how long
-                        wait = max(wait, timedelta(seconds=outcome.retry_after))
-                    await outbox.mark_retry(session, item.id, now + wait, outcome.error)
-                elif outcome.result == "released":
-                    await outbox.release(session, item.id)
+                    await self._fail(session, outcome.item, outcome.error, now)
         held.ids -= {outcome.item.id for outcome in outcomes}  # written: no longer leased
         for outcome in outcomes:
             if outcome.result in ("sent", "failed"):
                 self._report(outcome.item, outcome.result)
+
+    @staticmethod
+    def _ids(outcomes: Sequence[Outcome], result: str) -> list[int]:
+        return [outcome.item.id for outcome in outcomes if outcome.result == result]
 
     async def _fail(
         self, session: AsyncSession, item: OutboxItem, error: str, now: datetime
