@@ -8,6 +8,7 @@ as soon as its lease runs out; a row is sent again only if its deliverer died mi
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -141,9 +142,10 @@ async def claim_due(
 
 
 async def renew(
-    session: AsyncSession, outbox_ids: list[int], held_until: datetime, until: datetime
+    session: AsyncSession, outbox_ids: list[int], held: Collection[datetime], until: datetime
 ) -> set[int]:
-    """Extend the lease of rows still held as `held_until` to `until`; the ids renewed.
+    """Extend the lease of rows still held (leased until one of `held`) to `until`; the ids
+    renewed.
 
     A row whose lease changed meanwhile (recorded, or taken over by another deliverer after
     it ran out) is not touched and not returned: it is no longer the caller's.
@@ -151,14 +153,14 @@ async def renew(
     if not outbox_ids:
         return set()
     rows = await session.execute(
-        update(Outbox)
+        update(TABLE)
         .where(
-            Outbox.id.in_(outbox_ids),
-            Outbox.status == "pending",
-            Outbox.leased_until == held_until,
+            TABLE.c.id.in_(outbox_ids),
+            TABLE.c.status == "pending",
+            TABLE.c.leased_until.in_(held),
         )
         .values(leased_until=until)
-        .returning(Outbox.id)
+        .returning(TABLE.c.id)
     )
     return {outbox_id for (outbox_id,) in rows.all()}
 
@@ -173,13 +175,14 @@ async def mark_sent(session: AsyncSession, outbox_ids: list[int], now: datetime)
         )
 
 
-async def release(session: AsyncSession, outbox_ids: list[int], held_until: datetime) -> None:
+async def release(session: AsyncSession, outbox_ids: list[int], held: Collection[datetime]) -> None:
     """Give back claimed rows that were not attempted: due again at once, not one try more.
-    Only rows still held as `held_until`: one whose lease ran out may be another's now."""
+    Only rows still held (leased until one of `held`): one whose lease ran out may be
+    another's now."""
     if outbox_ids:
         await session.execute(
             update(TABLE)
-            .where(TABLE.c.id.in_(outbox_ids), TABLE.c.leased_until == held_until)
+            .where(TABLE.c.id.in_(outbox_ids), TABLE.c.leased_until.in_(held))
             .values(leased_until=None, attempts=TABLE.c.attempts - 1)
         )
 

@@ -7,8 +7,15 @@ heartbeat), however long a send takes: when a node dies, another takes its notic
 as the lease runs out, within half a minute, instead of waiting out a lease long enough for the
 slowest send. A pass's outcomes are recorded in one transaction when the pass ends (at least
 every `record_every` seconds): one commit per pass instead of one per notice, which on SQLite
-would hold the one writer's lock (and an fsync) per acknowledgement. A crash in between sends
-those notices again. Transient failures retry with capped exponential backoff, for as long as it
+would hold the one writer's lock (and an fsync) per acknowledgement; that commit runs while the
+next pass sends. A crash in between sends those notices again.
+
+The notices of this process's group commits are not claimed: they were written already leased
+to this deliverer and handed over in memory as they committed (intake.outbox.handover), and
+every batch handed over since the last pass goes out in the next one. Claims still come on the
+bell (`wake`) and at least every `idle` seconds, for everything else that is due.
+
+Transient failures retry with capped exponential backoff, for as long as it
 takes; permanent ones are marked failed and kept for the agents to see: the ticket records the
 failure, and an acknowledgement that can never arrive alerts the agents (the customer was told
 nothing, so a person must reach them another way).
@@ -80,10 +87,12 @@ class Outcome:
 
 @dataclass
 class _Held:
-    """The rows of one pass this deliverer still holds, and the lease they are held until."""
+    """The rows of one pass this deliverer still holds: `until` their lease's earliest end,
+    `marks` the lease ends the rows carry (several when hand-overs are sent together)."""
 
     ids: set[int]
     until: datetime
+    marks: frozenset[datetime]
 
 
 @dataclass
@@ -115,39 +124,75 @@ class Deliverer:
         default_factory=deque, init=False, repr=False
     )
     _claim_soon: bool = field(default=True, init=False, repr=False)  # `wake` rang
+    _recording: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     _claimed_at: float = field(default=float("-inf"), init=False, repr=False)  # monotonic
     # On stop, passes continue over what is due for at most this long (the acknowledgement of
     # a message confirmed just before the signal goes out now, not at the next start).
     grace: float = 10.0
 
     async def run_once(self) -> int:
-        """Deliver a batch handed over, else what is due now (claimed); returns how many
-        notices were attempted. Claims come at least every `idle` seconds all the same: a
-        steady stream of hand-overs must not starve retries and other nodes' notices."""
+        """Deliver what was handed over, else what is due now (claimed), and record the
+        outcomes; returns how many notices were attempted."""
+        attempted = await self._next_pass()
+        await self._settle()
+        return attempted
+
+    async def _next_pass(self) -> int:
+        """Send the next pass's notices; its outcomes are recorded in the background (see
+        `_pass`). Claims come at least every `idle` seconds: a steady stream of hand-overs
+        must not starve retries and other nodes' notices."""
         if self._handed and not self._claim_soon:
             if time.monotonic() - self._claimed_at < self.idle:
-                items, until = self._handed.popleft()
-                return await self._pass(items, until)
+                # Every batch handed over meanwhile in one pass: one record for them all.
+                handed = [self._handed.popleft() for _ in range(len(self._handed))]
+                items = [item for batch, _ in handed for item in batch]
+                return await self._pass(items, frozenset(until for _, until in handed))
         self._claim_soon = False
         self._claimed_at = time.monotonic()
         claimed = self.clock()
         async with self.sessions.begin() as session:
             items = await outbox.claim_due(session, claimed, self.lease, self.batch)
-        return await self._pass(items, claimed + self.lease)
+        return await self._pass(items, frozenset([claimed + self.lease]))
 
-    async def _pass(self, items: list[OutboxItem], until: datetime) -> int:
-        """Send `items`, held until `until`, renewing that lease while the pass lasts."""
+    async def _pass(self, items: list[OutboxItem], marks: frozenset[datetime]) -> int:
+        """Send `items`, held with the lease ends `marks`, renewing them while the pass lasts."""
         if not items:
             return 0
-        held = _Held({item.id for item in items}, until)
+        held = _Held({item.id for item in items}, min(marks), marks)
         heartbeat = asyncio.create_task(self._keep(held))
         try:
-            await self._deliver(items, held)
-        finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            outcomes = await self._deliver(items, held)
+        except BaseException:
+            await self._stop(heartbeat)
+            raise
+        try:
+            await self._settle()  # one pass's record at a time
+        except Exception:  # the database may be away: those rows are sent again (at least once)
+            log.exception("recording a delivery pass's outcomes failed")
+        # Recorded while the next pass sends: its notices need not wait for this commit
+        # (on SQLite, for the one connection and an fsync). The lease is kept meanwhile.
+        self._recording = asyncio.create_task(self._finish(outcomes, held, heartbeat))
         return len(items)
+
+    async def _finish(
+        self, outcomes: Sequence[Outcome], held: _Held, heartbeat: asyncio.Task[None]
+    ) -> None:
+        try:
+            await self._record(outcomes, held)
+        finally:
+            await self._stop(heartbeat)
+
+    @staticmethod
+    async def _stop(heartbeat: asyncio.Task[None]) -> None:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+
+    async def _settle(self) -> None:
+        """Wait for the last pass's outcomes to be recorded (its error, if any, is raised)."""
+        recording, self._recording = self._recording, None
+        if recording is not None:
+            await recording
 
     def take(self, items: list[OutboxItem], leased_until: datetime) -> None:
         """Notices just committed, leased to us until `leased_until`: send them next (called
@@ -155,7 +200,9 @@ class Deliverer:
         self._handed.append((items, leased_until))
         self._bell.set()
 
-    async def _deliver(self, items: Sequence[OutboxItem], held: _Held) -> None:
+    async def _deliver(self, items: Sequence[OutboxItem], held: _Held) -> list[Outcome]:
+        """Attempt `items`; returns the outcomes not yet recorded (recorded at least every
+        `record_every` seconds)."""
         outcomes: list[Outcome] = []
         recorded = time.monotonic()
         for item in items:
@@ -169,7 +216,7 @@ class Deliverer:
             if time.monotonic() - recorded >= self.record_every:
                 await self._record(outcomes, held)
                 outcomes, recorded = [], time.monotonic()
-        await self._record(outcomes, held)
+        return outcomes
 
     async def _keep(self, held: _Held) -> None:
         """The heartbeat: renew the lease on what this pass still holds, until cancelled."""
@@ -178,12 +225,12 @@ class Deliverer:
             until = self.clock() + self.lease
             try:
                 async with self.sessions.begin() as session:
-                    kept = await outbox.renew(session, sorted(held.ids), held.until, until)
+                    kept = await outbox.renew(session, sorted(held.ids), held.marks, until)
             except Exception:  # the database may be away: the margin stops new sends
                 log.warning("outbox lease renewal failed", exc_info=True)
                 continue
             held.ids &= kept
-            held.until = until
+            held.until, held.marks = until, frozenset([until])
 
     def wake(self) -> None:
         """Ring the bell: due notices were just committed (an agent's reply, the careful way
@@ -195,7 +242,7 @@ class Deliverer:
         while not stop.is_set():
             self._bell.clear()  # a commit during the pass rings it again
             try:
-                attempted = await self.run_once()
+                attempted = await self._next_pass()
             except Exception:  # the database may be away; keep the loop alive
                 log.exception("outbox delivery pass failed")
                 attempted = 0
@@ -274,7 +321,7 @@ class Deliverer:
         async with self.sessions.begin() as session:
             await outbox.mark_sent(session, self._ids(outcomes, "sent"), now)
             await outbox.mark_retry(session, retries)
-            await outbox.release(session, self._ids(outcomes, "released"), held.until)
+            await outbox.release(session, self._ids(outcomes, "released"), held.marks)
             for outcome in outcomes:
                 if outcome.result == "failed":
                     await self._fail(session, outcome.item, outcome.error, now)
