@@ -112,6 +112,9 @@ class Deliverer:
     # Outcomes are recorded together (one commit per pass, not one per notice) but at least
     # this often, which bounds what a crash could send twice.
     record_every: float = 1.0
+    # Notices sent at once: a send waits on the relay's answers several times, and under load
+    # each wait is a turn of an event loop busy with intake (issue 19).
+    parallel: int = 8
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # Told (kind, channel, "sent" | "failed") after each final outcome committed (metrics).
     on_result: Callable[[str, str, str], None] | None = None
@@ -201,18 +204,21 @@ class Deliverer:
         self._bell.set()
 
     async def _deliver(self, items: Sequence[OutboxItem], held: _Held) -> list[Outcome]:
-        """Attempt `items`; returns the outcomes not yet recorded (recorded at least every
-        `record_every` seconds)."""
+        """Attempt `items`, `parallel` at a time; returns the outcomes not yet recorded
+        (recorded at least every `record_every` seconds)."""
         outcomes: list[Outcome] = []
         recorded = time.monotonic()
-        for item in items:
-            if item.id not in held.ids:
-                log.warning("notice %d: lease lost to another deliverer; not sent here", item.id)
-                continue
-            if self.clock() >= held.until - self.send_margin:
-                outcomes.append(Outcome(item, "released"))  # claimed again, from the start
-                continue
-            outcomes.append(await self._attempt(item))
+        for start in range(0, len(items), self.parallel):
+            sending = []
+            for item in items[start : start + self.parallel]:
+                if item.id not in held.ids:
+                    log.warning("notice %d: lease lost to another deliverer; not sent here",
+                                item.id)  # fmt: skip
+                elif self.clock() >= held.until - self.send_margin:
+                    outcomes.append(Outcome(item, "released"))  # claimed again, from the start
+                else:
+                    sending.append(item)
+            outcomes.extend(await asyncio.gather(*(self._attempt(item) for item in sending)))
             if time.monotonic() - recorded >= self.record_every:
                 await self._record(outcomes, held)
                 outcomes, recorded = [], time.monotonic()
