@@ -70,7 +70,12 @@ async def test_a_committed_batch_is_sent_without_a_claim(storage: ReopenableStor
     ours = deliverer(storage, replier, idle=3600)
     handed = Handover()
     handed.attach(ours)
-    assert await ours.run_once() == 0  # the claim a deliverer makes on starting
+    statements = Statements(storage)
+    try:
+        assert await ours.run_once() == 0  # the claim a deliverer makes on starting
+    finally:
+        statements.close()
+    assert statements.claims() == 1  # as the claim is seen below
     await write_batch(storage, handed, notices(0, 3))
     written = await rows(storage)
     assert {(r.leased_until, r.attempts) for r in written} == {(NOW + ours.lease, 1)}
