@@ -31,7 +31,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from functools import lru_cache
 
-from channels.email.compose import _ids, header_value
+from channels.email.compose import header_value, message_ids
 from channels.email.policy import DEFAULT
 from intake.messages import Ack
 from intake.outbox.acks import LOOP_HEADER
@@ -184,11 +184,12 @@ def wire_bytes(ack: Ack, *, sender: str, sender_name: str, now: datetime) -> byt
     }
     if ack.message_id:
         values["Message-ID"] = header_line("Message-ID", f"<{header_value(ack.message_id)}>")
-    threaded = _ids([ack.in_reply_to]) if ack.in_reply_to else ""
+    threaded = message_ids([ack.in_reply_to]) if ack.in_reply_to else ""
     if threaded:
         values["In-Reply-To"] = header_line("In-Reply-To", threaded)
-    if _ids(ack.references):
-        values["References"] = header_line("References", _ids(ack.references))
+    thread = message_ids(ack.references)
+    if thread:
+        values["References"] = header_line("References", thread)
     if ack.reply_to:
         values["Reply-To"] = header_line("Reply-To", header_value(ack.reply_to))
     if ack.reference:
