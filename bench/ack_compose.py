@@ -4,8 +4,11 @@ The same acknowledgement (text and HTML alternatives, threading headers, RFC 383
 composed and serialized to the bytes the relay receives, on one pinned core:
 - baseline: `email.policy.default` as it comes (a header class built per header, the
   generator choosing the boundary and compiling a regex to check it);
-- ours: `channels.email.compose.compose` (the same policy with the header classes kept, the boundary
-  named), byte for byte the same mail but for the random boundary;
+- compose: `channels.email.compose.compose` (the same policy with the header classes kept, the
+  boundary named), byte for byte the same mail but for the random boundary, flattened as
+  aiosmtplib's `send_message` flattens it (the path before issue 19);
+- skeleton: `channels.email.skeletons.wire_bytes`, the shape's skeleton filled in (the path
+  since issue 19), with a non-ASCII subject and text too, against compose on the same;
 - for scale, a do-nothing message: compat32 `email.message_from_bytes` + `as_bytes()` of it.
 
     python bench/ack_compose.py [--count 2000]
@@ -26,10 +29,14 @@ from unittest import mock
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import dataclasses  # noqa: E402
 from email import policy  # noqa: E402
 from email.message import EmailMessage  # noqa: E402
 
+from aiosmtplib.email import flatten_message  # noqa: E402
+
 from channels.email import compose as outmail  # noqa: E402
+from channels.email.skeletons import wire_bytes  # noqa: E402
 from intake.messages import Ack, ChannelKind  # noqa: E402
 
 ACK = Ack(
@@ -47,6 +54,20 @@ ACK = Ack(
     reply_to="support+abc123@support.example.com",
 )
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+CZECH = dataclasses.replace(
+    ACK,
+    subject="[SUP-000123] Re: Tisk faktur selhává \u2013 chyba 500 po aktualizaci (12)",
+    text="Dobrý den,\n\nvaši žádost jsme přijali a odpovíme do 14:00 SEČ.\n" * 6,
+)
+SENDER = {"sender": "support@support.example.com", "sender_name": "Support"}
+
+
+def composed(ack: Ack) -> Callable[[], bytes]:
+    return lambda: flatten_message(outmail.compose(ack, now=NOW, **SENDER))
+
+
+def filled(ack: Ack) -> Callable[[], bytes]:
+    return lambda: wire_bytes(ack, now=NOW, **SENDER)
 
 
 def ours() -> bytes:
@@ -92,6 +113,11 @@ def main() -> None:
     print(f"  baseline: policy.default as it comes   {base:7.0f} us   1.00x")
     print(f"  channels.email.compose.compose               {mine:7.0f} us   {mine / base:.2f}x")
     print(f"  compat32 parse + as_bytes, for scale   {plain:7.0f} us   {plain / base:.2f}x")
+    print("the wire bytes of one acknowledgement, best of 5 (same run, same core):")
+    for name, ack in (("ASCII, text + HTML", ACK), ("Czech subject and text", CZECH)):
+        old, new = best_us(composed(ack), args.count), best_us(filled(ack), args.count)
+        print(f"  {name:<24} compose + flatten {old:6.0f} us   skeleton filled in "
+              f"{new:5.0f} us   {new / old:.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

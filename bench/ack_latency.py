@@ -127,7 +127,12 @@ def main() -> None:
         (root / "sink.py").write_text(SINK, encoding="utf-8")
         (root / "intake.toml").write_text(
             f"[web]\nenabled = false\n[smtp]\nport = {smtp_port}\n"
-            f'[outbound.smtp]\nhost = "127.0.0.1"\nport = {sink_port}\n',
+            # Every connection comes from one loopback address: lift the per-client cap.
+            "max_connections_per_client = 0\n"
+            f'[outbound.smtp]\nhost = "127.0.0.1"\nport = {sink_port}\n'
+            # The load's senders are strangers, one message each: no budget in the way.
+            "[pipeline]\nacks_per_sender_per_hour = 1000000\n"
+            "unidentified_acks_per_hour = 1000000\n",
             encoding="utf-8",
         )
         sink = subprocess.Popen([sys.executable, str(root / "sink.py"), str(sink_port), str(notes)])

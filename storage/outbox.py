@@ -8,14 +8,19 @@ as soon as its lease runs out; a row is sent again only if its deliverer died mi
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Outbox
+
+TABLE = cast(Table, Outbox.__table__)  # Core statements: no ORM unit of work
+_C = TABLE.c
+ITEM_COLUMNS = (_C.id, _C.ticket_id, _C.kind, _C.channel, _C.recipient, _C.payload, _C.attempts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +85,24 @@ def outbox_row(
 async def enqueue_many(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Write many `outbox_row`s in one executemany (no ids needed back)."""
     if rows:
-        table = cast(Table, Outbox.__table__)  # Core: none of the ORM bulk bookkeeping
-        await session.execute(insert(table), rows)
+        await session.execute(insert(TABLE), rows)  # Core: no ORM bulk bookkeeping
+
+
+async def enqueue_leased(
+    session: AsyncSession, rows: list[dict[str, Any]], leased_until: datetime
+) -> list[OutboxItem]:
+    """Write `outbox_row`s already claimed by the caller (leased until `leased_until`, one
+    attempt counted, as `claim_due` leaves a row): one executemany, the ids RETURNING."""
+    if not rows:
+        return []
+    leased = [{**row, "leased_until": leased_until, "attempts": 1} for row in rows]
+    ids = await session.scalars(
+        insert(TABLE).returning(TABLE.c.id, sort_by_parameter_order=True), leased
+    )
+    return [
+        OutboxItem(i, r["ticket_id"], r["kind"], r["channel"], r["recipient"], r["payload"], 1)
+        for i, r in zip(ids.all(), leased, strict=True)
+    ]
 
 
 async def set_payload(session: AsyncSession, outbox_id: int, payload: dict[str, Any]) -> None:
@@ -91,34 +112,40 @@ async def set_payload(session: AsyncSession, outbox_id: int, payload: dict[str, 
 async def claim_due(
     session: AsyncSession, now: datetime, lease: timedelta, limit: int
 ) -> list[OutboxItem]:
-    """Lease up to `limit` due rows to the caller; commit the session to hold the lease."""
-    query = (
-        select(Outbox)
+    """Lease up to `limit` due rows to the caller; commit the session to hold the lease.
+
+    One statement (UPDATE ... WHERE id IN (the due rows) RETURNING): PostgreSQL skips rows
+    another node is claiming (`FOR UPDATE SKIP LOCKED`); SQLite's write lock serializes.
+    """
+    due = (
+        select(TABLE.c.id)
         .where(
-            Outbox.status == "pending",
-            Outbox.next_attempt_at <= now,
-            or_(Outbox.leased_until.is_(None), Outbox.leased_until < now),
+            TABLE.c.status == "pending",
+            TABLE.c.next_attempt_at <= now,
+            or_(TABLE.c.leased_until.is_(None), TABLE.c.leased_until < now),
         )
-        .order_by(Outbox.next_attempt_at, Outbox.id)
+        .order_by(TABLE.c.next_attempt_at, TABLE.c.id)
         .limit(limit)
     )
     if session.bind is not None and session.bind.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    rows = list(await session.scalars(query))
-    for row in rows:
-        row.leased_until = now + lease
-        row.attempts += 1
-    await session.flush()
-    return [
-        OutboxItem(r.id, r.ticket_id, r.kind, r.channel, r.recipient, r.payload, r.attempts)
-        for r in rows
-    ]
+        due = due.with_for_update(skip_locked=True)
+    columns = TABLE.c
+    rows = await session.execute(
+        update(TABLE)
+        .where(columns.id.in_(due.scalar_subquery()))
+        .values(leased_until=now + lease, attempts=columns.attempts + 1)
+        .returning(*ITEM_COLUMNS, columns.next_attempt_at)
+    )
+    # RETURNING promises no order: the oldest due first, as claimed.
+    found = sorted(rows.all(), key=lambda r: (r.next_attempt_at, r.id))
+    return [OutboxItem(*row[:7]) for row in found]
 
 
 async def renew(
-    session: AsyncSession, outbox_ids: list[int], held_until: datetime, until: datetime
+    session: AsyncSession, outbox_ids: list[int], held: Collection[datetime], until: datetime
 ) -> set[int]:
-    """Extend the lease of rows still held as `held_until` to `until`; the ids renewed.
+    """Extend the lease of rows still held (leased until one of `held`) to `until`; the ids
+    renewed.
 
     A row whose lease changed meanwhile (recorded, or taken over by another deliverer after
     it ran out) is not touched and not returned: it is no longer the caller's.
@@ -126,14 +153,14 @@ async def renew(
     if not outbox_ids:
         return set()
     rows = await session.execute(
-        update(Outbox)
+        update(TABLE)
         .where(
-            Outbox.id.in_(outbox_ids),
-            Outbox.status == "pending",
-            Outbox.leased_until == held_until,
+            TABLE.c.id.in_(outbox_ids),
+            TABLE.c.status == "pending",
+            TABLE.c.leased_until.in_(held),
         )
         .values(leased_until=until)
-        .returning(Outbox.id)
+        .returning(TABLE.c.id)
     )
     return {outbox_id for (outbox_id,) in rows.all()}
 
@@ -142,33 +169,41 @@ async def mark_sent(session: AsyncSession, outbox_ids: list[int], now: datetime)
     """The channel accepted these rows' notices (one statement for a pass's worth)."""
     if outbox_ids:
         await session.execute(
-            update(Outbox)
-            .where(Outbox.id.in_(outbox_ids))
+            update(TABLE)
+            .where(TABLE.c.id.in_(outbox_ids))
             .values(status="sent", sent_at=now, leased_until=None, last_error=None)
         )
 
 
-async def release(session: AsyncSession, outbox_id: int) -> None:
-    """Give back a claimed row that was not attempted: due again at once, not one try more."""
-    await session.execute(
-        update(Outbox)
-        .where(Outbox.id == outbox_id)
-        .values(leased_until=None, attempts=Outbox.attempts - 1)
-    )
+async def release(session: AsyncSession, outbox_ids: list[int], held: Collection[datetime]) -> None:
+    """Give back claimed rows that were not attempted: due again at once, not one try more.
+    Only rows still held (leased until one of `held`): one whose lease ran out may be
+    another's now."""
+    if outbox_ids:
+        await session.execute(
+            update(TABLE)
+            .where(TABLE.c.id.in_(outbox_ids), TABLE.c.leased_until.in_(held))
+            .values(leased_until=None, attempts=TABLE.c.attempts - 1)
+        )
 
 
-async def mark_retry(session: AsyncSession, outbox_id: int, at: datetime, error: str) -> None:
-    await session.execute(
-        update(Outbox)
-        .where(Outbox.id == outbox_id)
-        .values(next_attempt_at=at, leased_until=None, last_error=error[:2000])
-    )
+async def mark_retry(session: AsyncSession, retries: list[tuple[int, datetime, str]]) -> None:
+    """(id, when, error) per row to try again later: one executemany."""
+    if retries:
+        await session.execute(
+            update(TABLE)
+            .where(TABLE.c.id == bindparam("row_id"))
+            .values(
+                next_attempt_at=bindparam("at"), leased_until=None, last_error=bindparam("error")
+            ),
+            [{"row_id": i, "at": at, "error": error[:2000]} for i, at, error in retries],
+        )
 
 
 async def mark_failed(session: AsyncSession, outbox_id: int, error: str) -> None:
     await session.execute(
-        update(Outbox)
-        .where(Outbox.id == outbox_id)
+        update(TABLE)
+        .where(TABLE.c.id == outbox_id)
         .values(status="failed", leased_until=None, last_error=error[:2000])
     )
 

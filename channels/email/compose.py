@@ -29,7 +29,9 @@ def header_value(value: str) -> str:
     return " ".join(_CONTROL.sub(" ", value).split())
 
 
-def _ids(values: tuple[str, ...] | list[str]) -> str:
+def message_ids(values: tuple[str, ...] | list[str]) -> str:
+    """The ids as a header value (`<a@b> <c@d>`): one line, those without "@" or with a space
+    left out."""
     cleaned = [header_value(v).strip("<>") for v in values if v and "@" in v]
     return " ".join(f"<{v}>" for v in cleaned if " " not in v)
 
@@ -59,10 +61,10 @@ def compose(ack: Ack, *, sender: str, sender_name: str, now: datetime) -> EmailM
     mail["Date"] = format_datetime(now)
     if ack.message_id:
         mail["Message-ID"] = f"<{header_value(ack.message_id)}>"
-    if ack.in_reply_to and _ids([ack.in_reply_to]):
-        mail["In-Reply-To"] = _ids([ack.in_reply_to])
-    if _ids(ack.references):
-        mail["References"] = _ids(ack.references)
+    if ack.in_reply_to and message_ids([ack.in_reply_to]):
+        mail["In-Reply-To"] = message_ids([ack.in_reply_to])
+    if message_ids(ack.references):
+        mail["References"] = message_ids(ack.references)
     if ack.reply_to:
         mail["Reply-To"] = header_value(ack.reply_to)
     # RFC 3834: a reply made by a machine is "auto-replied"; an alert is "auto-generated".

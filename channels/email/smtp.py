@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
+from email.message import EmailMessage
 from typing import Any, AnyStr, cast
 
 import aiosmtplib
@@ -33,6 +34,7 @@ from channels.email.oauth2 import AccessTokens
 from channels.email.refusals import note_reply
 from channels.email.relays import IpNetwork, from_trusted_relay, without_spam_verdicts
 from channels.email.sender_checks import SenderChecks, sender_authenticity
+from channels.email.skeletons import wire_bytes
 from channels.email.spool import Spool, read_data
 from intake.config import OutboundSmtpSettings, SmtpSettings
 from intake.errors import (
@@ -373,12 +375,15 @@ class SmtpChannel:
 class SmtpReplier:
     """Sends our notices through the outbound relay (`[outbound.smtp]`) with aiosmtplib.
 
-    One connection carries the notices that follow each other (a deliverer's pass), instead
-    of a connection, EHLO and QUIT per notice; it is closed after `keep_open` idle seconds,
-    well under the five minutes a relay may wait on an idle client (RFC 5321 4.5.3.2.7), and
-    after any error, since the relay's state is then unknown. A notice whose send fails on a
-    kept connection is not resent at once: the relay may have taken it before failing, and
-    the deliverer's retry is the one place that decides to try again.
+    Kept connections carry the notices that follow each other (a deliverer's pass), instead
+    of a connection, EHLO and QUIT per notice: up to `parallel` at once, since a send is
+    several round trips, each waiting its turn on an event loop busy with intake, and one
+    connection alone fell behind 130 messages a second (issue 19). They are closed after
+    `keep_open` idle seconds, well under the five minutes a relay may wait on an idle client
+    (RFC 5321 4.5.3.2.7), and a connection is dropped after any error, since the relay's state
+    is then unknown. A notice whose send fails on a kept connection is not resent at once: the
+    relay may have taken it before failing, and the deliverer's retry is the one place that
+    decides to try again.
 
     The envelope sender is the notice's tokened reply address where there is one, so that a
     bounce comes back naming its ticket.
@@ -393,6 +398,7 @@ class SmtpReplier:
         timeout: float = 30.0,
         keep_open: float = 5.0,
         local_hostname: str | None = None,
+        parallel: int = 8,
     ) -> None:
         self.settings = settings
         self.local_hostname = local_hostname  # our name in EHLO; None: the machine's FQDN
@@ -401,26 +407,37 @@ class SmtpReplier:
         self.timeout = timeout
         self.keep_open = keep_open
         self.connections = 0  # opened so far (for tests and metrics)
-        self._client: aiosmtplib.SMTP | None = None
-        self._lock = asyncio.Lock()
+        self._idle: list[aiosmtplib.SMTP] = []  # open, not sending now; the newest last
+        self._slots = asyncio.Semaphore(parallel)
+        self._sending = 0
         self._closer: asyncio.TimerHandle | None = None
         self._closing: asyncio.Task[None] | None = None  # held: the loop keeps only weak refs
         # auth = "oauth2": the access token is kept across connections until shortly before
         # it expires.
         self.tokens = AccessTokens(settings, "outbound.smtp") if settings.auth == "oauth2" else None
 
+    def _mail(self, ack: Ack, envelope_sender: str) -> bytes | EmailMessage:
+        """The notice's bytes from its shape's skeleton; a message to flatten for mail with
+        files or an address that needs SMTPUTF8 (rare: `compose` and the generator then)."""
+        sender, now = self.settings.from_address, self.clock()
+        if ack.files or not (envelope_sender + ack.to).isascii():
+            return compose(ack, sender=sender, sender_name=self.sender_name, now=now)
+        return wire_bytes(ack, sender=sender, sender_name=self.sender_name, now=now)
+
     async def send(self, ack: Ack) -> None:
-        mail = compose(
-            ack, sender=self.settings.from_address, sender_name=self.sender_name, now=self.clock()
-        )
-        async with self._lock:
+        envelope_sender = ack.reply_to or self.settings.from_address
+        mail = self._mail(ack, envelope_sender)
+        async with self._slots:
             if self._closer is not None:
                 self._closer.cancel()
+            self._sending += 1
+            client = None
             try:
                 client = await self._connected()
-                await client.send_message(
-                    mail, sender=ack.reply_to or self.settings.from_address, recipients=[ack.to]
-                )
+                if isinstance(mail, bytes):  # 7-bit, CRLF: sent as it is, no second flatten
+                    await client.sendmail(envelope_sender, [ack.to], mail)
+                else:
+                    await client.send_message(mail, sender=envelope_sender, recipients=[ack.to])
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 codes = [r.code for r in exc.recipients]
                 text = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
@@ -428,39 +445,52 @@ class SmtpReplier:
                     raise PermanentChannelError(text) from exc
                 raise TransientChannelError(text) from exc
             except aiosmtplib.SMTPResponseException as exc:
-                self._drop()
+                self._drop(client)
+                client = None
                 text = f"{exc.code} {exc.message}"
                 if exc.code >= 500:
                     raise PermanentChannelError(text) from exc
                 raise TransientChannelError(text) from exc
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                self._drop()
+                self._drop(client)
+                client = None
                 raise TransientChannelError(f"{type(exc).__name__}: {exc}") from exc
+            except BaseException:  # cancelled mid-send: the relay's state is unknown
+                self._drop(client)
+                client = None
+                raise
             finally:
-                if self._client is not None:
+                self._sending -= 1
+                if client is not None:
+                    self._idle.append(client)
+                if self._idle and not self._sending:
                     loop = asyncio.get_running_loop()
                     self._closer = loop.call_later(self.keep_open, self._idle_close)
 
     @property
     def connected(self) -> bool:
-        return self._client is not None and self._client.is_connected
+        return any(client.is_connected for client in self._idle) or self._sending > 0
 
     async def aclose(self) -> None:
-        """Say goodbye to the relay (QUIT) and close; a later send opens a new connection."""
-        async with self._lock:
-            if self._closer is not None:
-                self._closer.cancel()
-            client, self._client = self._client, None
-            if client is not None and client.is_connected:
+        """Say goodbye to the relay (QUIT) on every idle connection; a later send opens a new
+        one."""
+        if self._closer is not None:
+            self._closer.cancel()
+        idle, self._idle = self._idle, []
+        for client in idle:
+            if client.is_connected:
                 try:
                     await client.quit()
                 except (aiosmtplib.SMTPException, OSError, TimeoutError):
                     client.close()
 
     async def _connected(self) -> aiosmtplib.SMTP:
-        if self._client is not None and self._client.is_connected:
-            return self._client
-        self._drop()  # one the relay closed
+        """A kept connection that is still open, else a new one, logged in."""
+        while self._idle:
+            client = self._idle.pop()
+            if client.is_connected:
+                return client
+            client.close()  # one the relay closed
         settings = self.settings
         context = None
         if settings.ca_file is not None:
@@ -476,9 +506,12 @@ class SmtpReplier:
             tls_context=context,
         )
         await client.connect()
-        self._client = client  # from here on, a failure drops it (send's handlers)
         self.connections += 1
-        await self._authenticate(client)
+        try:
+            await self._authenticate(client)
+        except BaseException:
+            client.close()
+            raise
         return client
 
     async def _authenticate(self, client: aiosmtplib.SMTP) -> None:
@@ -497,22 +530,21 @@ class SmtpReplier:
                     self.tokens.invalidate(token)
                     await _bearer_auth(client, settings, await self.tokens.aget())
         except aiosmtplib.SMTPException as exc:  # refused, or the relay hung up meanwhile
-            self._drop()
             code = getattr(exc, "code", "")
             log.error("outbound SMTP %s: the relay refused our login: %s", settings.host, exc)
             raise TransientChannelError(f"the relay refused our login ({code})") from exc
         except IntakeError as exc:  # the token endpoint refused us or failed
-            self._drop()
             log.error("outbound SMTP %s: no access token: %s", settings.host, exc)
             raise TransientChannelError(f"no OAuth2 access token: {exc}") from exc
 
-    def _drop(self) -> None:
-        client, self._client = self._client, None
+    @staticmethod
+    def _drop(client: aiosmtplib.SMTP | None) -> None:
+        """Close `client` after an error: the relay's state is unknown."""
         if client is not None:
             client.close()
 
     def _idle_close(self) -> None:
-        if not self._lock.locked():  # a send in progress rescheduled its own close
+        if not self._sending:  # a send in progress rescheduled its own close
             self._closing = asyncio.get_running_loop().create_task(self.aclose())
 
 

@@ -503,7 +503,8 @@ async def run_service(
             secret=pipeline.notifier.secret,
             worker=worker,
         )
-        pipeline.group.after_commit = service.deliverer.wake  # acks go out as they commit
+        # A batch's notices go to the deliverer as it commits, leased to it: no claim.
+        pipeline.notifier.handover.attach(service.deliverer)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

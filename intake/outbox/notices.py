@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from classifier import Classification
 from intake.messages import ChannelKind, InboundMessage
 from intake.outbox import acks
+from intake.outbox.handover import Handover
 from intake.pipeline import references
 from intake.pipeline.batch_reads import BatchReads
 from intake.pipeline.decide import ContactStatus, Decision, Identity, add_months, is_callback
@@ -52,6 +53,8 @@ class Notifier:
     secret: bytes
     templates: Environment
     clock: Callable[[], datetime]
+    # This process's deliverer, once attached: a batch's notices go to it as they commit.
+    handover: Handover = field(default_factory=Handover, compare=False)
     # When this process queued its last acknowledgements to unidentified senders (see
     # `_unidentified_budget`).
     _unidentified_acks: deque[datetime] = field(
@@ -200,7 +203,9 @@ class Notifier:
                 payload=payload,
                 now=now,
             )
+            self.handover.ring_after_commit(session)
             return
+        self.handover.mark(session)
         reads.enqueue(
             outbox.outbox_row(
                 ticket_id=ticket_id,

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from intake.messages import InboundMessage, Receipt, ReceiptStatus
+from intake.outbox import handover
 from storage import contacts, outbox, suppressions, tickets
 from storage.contacts import Match
 
@@ -131,7 +132,7 @@ class BatchReads:
             rows, self.ticket_rows = self.ticket_rows, []
             await tickets.insert_tickets(session, rows)
         await tickets.insert_messages(session, self.message_rows)
-        await outbox.enqueue_many(session, self.outbox_rows)
+        await handover.write(session, self.outbox_rows)  # to this node's deliverer, if any
         self.message_rows.clear()
         self.outbox_rows.clear()
 
