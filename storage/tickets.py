@@ -180,12 +180,6 @@ def insert_tickets_statement() -> Insert:
     return insert(cast(Table, Ticket.__table__))
 
 
-async def insert_tickets(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Write many ticket rows, each with its id (`TicketIds`), in one executemany."""
-    if rows:
-        await session.execute(insert_tickets_statement(), rows)
-
-
 async def update_ticket(session: AsyncSession, ticket_id: int, **fields: Any) -> None:
     await session.execute(update(Ticket).where(Ticket.id == ticket_id).values(**fields))
 

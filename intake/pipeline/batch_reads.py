@@ -90,18 +90,17 @@ class BatchReads:
         return ticket_id
 
     def _write_tickets(self, session: Session) -> None:
-        """Write the tickets held so far (called from the session's events, in its greenlet)."""
+        """Write the tickets held so far, if any (from the session's events and `finish`, in
+        its greenlet). The list is emptied first: the insert's own event finds nothing."""
         rows, self.ticket_rows = self.ticket_rows, []
         if rows:
             session.execute(tickets.insert_tickets_statement(), rows)
 
     def _before_statement(self, state: ORMExecuteState) -> None:
-        if self.ticket_rows:
-            self._write_tickets(state.session)
+        self._write_tickets(state.session)
 
     def _before_flush(self, session: Session, flush: UOWTransaction, instances: object) -> None:
-        if self.ticket_rows:
-            self._write_tickets(session)
+        self._write_tickets(session)
 
     def insert_message(self, row: dict[str, Any]) -> None:
         """Queue a `tickets.message_values` row, written with the others before the commit.
@@ -129,8 +128,7 @@ class BatchReads:
 
     async def finish(self, session: AsyncSession) -> None:
         if self.ticket_rows:
-            rows, self.ticket_rows = self.ticket_rows, []
-            await tickets.insert_tickets(session, rows)
+            await session.run_sync(self._write_tickets)
         await tickets.insert_messages(session, self.message_rows)
         await handover.write(session, self.outbox_rows)  # to this node's deliverer, if any
         self.message_rows.clear()
