@@ -97,7 +97,7 @@ async def enqueue_leased(
         return []
     leased = [{**row, "leased_until": leased_until, "attempts": 1} for row in rows]
     ids = await session.scalars(
-        insert(TABLE).returning(TABLE.c.id, sort_by_parameter_order=True), leased
+        insert(TABLE).returning(_C.id, sort_by_parameter_order=True), leased
     )
     return [
         OutboxItem(i, r["ticket_id"], r["kind"], r["channel"], r["recipient"], r["payload"], 1)
@@ -118,23 +118,22 @@ async def claim_due(
     another node is claiming (`FOR UPDATE SKIP LOCKED`); SQLite's write lock serializes.
     """
     due = (
-        select(TABLE.c.id)
+        select(_C.id)
         .where(
-            TABLE.c.status == "pending",
-            TABLE.c.next_attempt_at <= now,
-            or_(TABLE.c.leased_until.is_(None), TABLE.c.leased_until < now),
+            _C.status == "pending",
+            _C.next_attempt_at <= now,
+            or_(_C.leased_until.is_(None), _C.leased_until < now),
         )
-        .order_by(TABLE.c.next_attempt_at, TABLE.c.id)
+        .order_by(_C.next_attempt_at, _C.id)
         .limit(limit)
     )
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    columns = TABLE.c
     rows = await session.execute(
         update(TABLE)
-        .where(columns.id.in_(due.scalar_subquery()))
-        .values(leased_until=now + lease, attempts=columns.attempts + 1)
-        .returning(*ITEM_COLUMNS, columns.next_attempt_at)
+        .where(_C.id.in_(due.scalar_subquery()))
+        .values(leased_until=now + lease, attempts=_C.attempts + 1)
+        .returning(*ITEM_COLUMNS, _C.next_attempt_at)
     )
     # RETURNING promises no order: the oldest due first, as claimed.
     found = sorted(rows.all(), key=lambda r: (r.next_attempt_at, r.id))
@@ -155,12 +154,12 @@ async def renew(
     rows = await session.execute(
         update(TABLE)
         .where(
-            TABLE.c.id.in_(outbox_ids),
-            TABLE.c.status == "pending",
-            TABLE.c.leased_until.in_(held),
+            _C.id.in_(outbox_ids),
+            _C.status == "pending",
+            _C.leased_until.in_(held),
         )
         .values(leased_until=until)
-        .returning(TABLE.c.id)
+        .returning(_C.id)
     )
     return {outbox_id for (outbox_id,) in rows.all()}
 
@@ -170,7 +169,7 @@ async def mark_sent(session: AsyncSession, outbox_ids: list[int], now: datetime)
     if outbox_ids:
         await session.execute(
             update(TABLE)
-            .where(TABLE.c.id.in_(outbox_ids))
+            .where(_C.id.in_(outbox_ids))
             .values(status="sent", sent_at=now, leased_until=None, last_error=None)
         )
 
@@ -182,8 +181,8 @@ async def release(session: AsyncSession, outbox_ids: list[int], held: Collection
     if outbox_ids:
         await session.execute(
             update(TABLE)
-            .where(TABLE.c.id.in_(outbox_ids), TABLE.c.leased_until.in_(held))
-            .values(leased_until=None, attempts=TABLE.c.attempts - 1)
+            .where(_C.id.in_(outbox_ids), _C.leased_until.in_(held))
+            .values(leased_until=None, attempts=_C.attempts - 1)
         )
 
 
@@ -192,7 +191,7 @@ async def mark_retry(session: AsyncSession, retries: list[tuple[int, datetime, s
     if retries:
         await session.execute(
             update(TABLE)
-            .where(TABLE.c.id == bindparam("row_id"))
+            .where(_C.id == bindparam("row_id"))
             .values(
                 next_attempt_at=bindparam("at"), leased_until=None, last_error=bindparam("error")
             ),
@@ -203,7 +202,7 @@ async def mark_retry(session: AsyncSession, retries: list[tuple[int, datetime, s
 async def mark_failed(session: AsyncSession, outbox_id: int, error: str) -> None:
     await session.execute(
         update(TABLE)
-        .where(TABLE.c.id == outbox_id)
+        .where(_C.id == outbox_id)
         .values(status="failed", leased_until=None, last_error=error[:2000])
     )
 
