@@ -25,7 +25,7 @@ from intake.cli.app import Storage, build_pipeline, open_storage, utc_now
 from intake.cli.classify import classify_input
 from intake.cli.existing import require_database, shown_url
 from intake.cli.report import csv_text, json_rows, text_lines
-from intake.cli.root import config_option, main, refusals
+from intake.cli.root import config_option, config_path_option, main, refusals
 from intake.cli.serve import serve
 from intake.cli.text import ticket_text
 from intake.cli.workers import run_workers, worker_count
@@ -125,13 +125,7 @@ def config_group() -> None:
 
 
 @config_group.command("check")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Configuration file (default ./intake.toml, then built-in defaults).",
-)
+@config_path_option
 def config_check(config_path: Path | None) -> None:
     """Validate the configuration and reach what it names; one line per check, exit 0 when
     all is well, 1 otherwise."""

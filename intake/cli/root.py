@@ -40,16 +40,20 @@ class _Commands(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
+# `--config PATH`, given to the command as `config_path`.
+config_path_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Configuration file (default ./intake.toml, then built-in defaults).",
+)
+
+
 def config_option(func: F) -> F:
     """`--config PATH` on every subcommand; the command receives the loaded `settings`."""
 
-    @click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="Configuration file (default ./intake.toml, then built-in defaults).",
-    )
+    @config_path_option
     @functools.wraps(func)
     def wrapper(*args: Any, config_path: Path | None, **kwargs: Any) -> Any:
         with refusals():
