@@ -15,10 +15,9 @@ import pytest
 # The Dovecot fixture lives with the channel tests; nodes poll the same kind of server.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "channels"))
 from dovecot import Dovecot
-from nodes import Sink
+from nodes import Sink, migrated_storage
 
 from intake.cli.app import Storage
-from storage import db
 
 # As in tests/conftest.py: the machine's PostgreSQL, trust auth.
 POSTGRES_DSN = os.environ.get("INTAKE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -42,12 +41,8 @@ async def database_url() -> AsyncIterator[str]:
 @pytest.fixture
 async def shared_storage(database_url: str) -> AsyncIterator[Storage]:
     """The test's own view of the nodes' database, migrated as `intake serve` would."""
-    engine = db.create_engine(database_url)
-    try:
-        await db.upgrade(engine)
-        yield Storage(engine, db.session_factory(engine))
-    finally:
-        await engine.dispose()
+    async with migrated_storage(database_url) as storage:
+        yield storage
 
 
 @pytest.fixture

@@ -6,14 +6,19 @@ section 3), in a working directory of its own without an `intake.toml`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from serving import Relay, ServeProcess, free_port
+
+from intake.cli.app import Storage
+from storage import db
 
 START_SECONDS = 60.0  # two nodes starting at once on a busy 2-core machine
 
@@ -66,3 +71,14 @@ class Sink(Relay):
     @property
     def subjects(self) -> Counter[str]:
         return Counter(str(mail["Subject"]) for _, mail in self.received)
+
+
+@contextlib.asynccontextmanager
+async def migrated_storage(url: str) -> AsyncIterator[Storage]:
+    """The test's own view of the nodes' database, migrated as `intake serve` would."""
+    engine = db.create_engine(url)
+    try:
+        await db.upgrade(engine)
+        yield Storage(engine, db.session_factory(engine))
+    finally:
+        await engine.dispose()

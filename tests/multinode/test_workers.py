@@ -24,7 +24,7 @@ import aiosmtplib
 import pytest
 from dovecot import Dovecot
 from fake_telegram import FakeTelegram, payload
-from nodes import Node, Sink
+from nodes import Node, Sink, migrated_storage
 from serving import wait_until
 from sqlalchemy import func, select
 
@@ -51,12 +51,8 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 async def storage(url: str) -> AsyncIterator[Storage]:
     """The test's own view of the workers' database, migrated as `intake serve` would."""
-    engine = db.create_engine(url)
-    try:
-        await db.upgrade(engine)
-        yield Storage(engine, db.session_factory(engine))
-    finally:
-        await engine.dispose()
+    async with migrated_storage(url) as found:
+        yield found
 
 
 def request(number: int) -> EmailMessage:
